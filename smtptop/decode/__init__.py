@@ -1,0 +1,1 @@
+"""Light link, IP and TCP header decoding for the per-packet hot path."""

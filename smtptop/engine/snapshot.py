@@ -1,0 +1,94 @@
+"""Immutable views of the engine's state, taken under its lock for the front ends.
+
+The UI never reads live engine objects: it asks for a ``Snapshot`` a few
+times per second, and for a ``ConversationDetail`` of the one conversation
+on screen. Both are plain frozen data, safe to read from any thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from smtptop.direction import Direction
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRow:
+    """One line of the conversation table."""
+
+    key: int  # stable conversation id, unique for the engine's lifetime
+    client: str  # "ip:port", IPv6 in brackets
+    server: str
+    tls_mode: str  # "none", "starttls" or "implicit"
+    stage: str  # TCP stage while no SMTP is seen, else the SMTP phase
+    last_command: str  # verb and argument, AUTH credentials masked
+    last_reply: str  # "250 2.0.0 Ok", first line only
+    start: float  # capture time of the first packet
+    last_seen: float  # capture time of the newest packet
+    closed: bool
+    messages: int  # transactions that reached an end-of-data (or BDAT LAST) reply
+    retransmissions: int
+    packets: int
+    bytes: int  # wire payload bytes, both directions
+    anomalies: int
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureStats:
+    """Counters for the dashboard header."""
+
+    source: str  # interface name, file path or "demo"
+    bpf_filter: str
+    packets: int
+    bytes: int  # frame bytes on the wire
+    conversations_open: int
+    conversations_total: int
+    kernel_drops: int | None  # None for files, where there is no kernel buffer
+    interface_drops: int | None
+    undecodable: int  # frames that are not TCP over a known link type, or are truncated
+    finished: bool  # the source is exhausted (end of file)
+    now: float  # newest capture time seen, 0.0 before the first packet
+    error: str | None  # last source error, for example a corrupt record in a file
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    stats: CaptureStats
+    rows: tuple[ConversationRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PacketRow:
+    """One captured packet of a conversation, for the packet list and hex dump."""
+
+    frame_no: int  # 1-based position in the capture, as in Wireshark
+    ts: float
+    direction: Direction
+    flags: str  # tcpdump letters: "S", "S.", "P.", "F.", "R"
+    seq: int  # relative to the sender's initial sequence number
+    ack: int  # relative to the peer's initial sequence number; 0 without ACK
+    length: int  # TCP payload length on the wire
+    window: int
+    summary: str  # "EHLO client.example", "250-mx.example (4 lines)", "[ACK]", "TLS data"
+    frame: bytes | None  # captured bytes, or None once the bounded store dropped them
+    link_type: int
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptLine:
+    """One SMTP line of the dialogue: a command, a reply line, or a note such as a gap."""
+
+    ts: float
+    direction: Direction | None  # None for notes made by smtptop itself
+    text: str  # secrets masked unless the user asked to reveal them
+    latency: float | None  # seconds from the command to this reply, on reply lines
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationDetail:
+    row: ConversationRow
+    tcp_stage: str
+    packets: tuple[PacketRow, ...]
+    transcript: tuple[TranscriptLine, ...]
+    capabilities: tuple[str, ...]
+    anomalies: tuple[str, ...]  # "bare LF line ending ×3", "truncated frame ×1"

@@ -1,0 +1,1 @@
+"""TCP flow tracking: handshake stages and per-direction reassembly. Pure: no I/O."""
