@@ -1,0 +1,232 @@
+"""One TCP connection: which side is the client, the handshake and teardown
+stage, and a ``StreamReassembler`` per direction.
+
+The caller keeps a table of connections keyed by address, port and VLAN
+tuple. For the first segment of a new key it calls ``TcpConnection.open``
+and then passes that same segment, and every later one, to ``receive``.
+All times are capture timestamps. Must not import anything that does I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import Enum
+
+from smtptop.decode.segment import ACK, FIN, RST, SYN, Segment
+from smtptop.direction import Direction
+from smtptop.tcp.reassembly import DEFAULT_ACK_GRACE, DEFAULT_MAX_HELD_BYTES, StreamEvent, StreamReassembler
+
+logger = logging.getLogger(__name__)
+
+Endpoint = tuple[bytes, int]  # packed IP address, port
+
+
+class TcpStage(Enum):
+    """The stage of a connection, as far as the capture shows it."""
+
+    SYN_SENT = "SYN sent"
+    SYN_ACK = "SYN-ACK"
+    ESTABLISHED = "established"
+    CLOSING = "closing"
+    CLOSED = "closed (FIN)"
+    RESET = "reset (RST)"
+    REFUSED = "refused"
+    MIDSTREAM = "mid-stream"  # the handshake was not captured
+
+
+_ENDED = frozenset((TcpStage.CLOSED, TcpStage.RESET, TcpStage.REFUSED))
+_HANDSHAKE = frozenset((TcpStage.SYN_SENT, TcpStage.SYN_ACK))
+
+
+class TcpConnection:
+    """Track one TCP connection from its segments (see the module docstring)."""
+
+    def __init__(
+        self,
+        client: Endpoint,
+        server: Endpoint,
+        max_held_bytes: int = DEFAULT_MAX_HELD_BYTES,
+        ack_grace: float = DEFAULT_ACK_GRACE,
+    ) -> None:
+        self.client = client
+        self.server = server
+        self.stage = TcpStage.MIDSTREAM
+        self.syn_ts: float | None = None
+        self.synack_ts: float | None = None
+        self.established_ts: float | None = None  # the handshake-completing ACK, or the first segment mid-stream
+        self.end_ts: float | None = None  # when the connection reached CLOSED, RESET or REFUSED
+        self.last_ts: float | None = None
+        self.segments = 0
+        self._started = False
+        self._fin_seen: set[Direction] = set()
+        self._streams = {
+            Direction.CLIENT_TO_SERVER: StreamReassembler(max_held_bytes, ack_grace),
+            Direction.SERVER_TO_CLIENT: StreamReassembler(max_held_bytes, ack_grace),
+        }
+
+    @classmethod
+    def open(
+        cls,
+        first: Segment,
+        server_ports: frozenset[int],
+        max_held_bytes: int = DEFAULT_MAX_HELD_BYTES,
+        ack_grace: float = DEFAULT_ACK_GRACE,
+    ) -> TcpConnection:
+        """Create a connection from its first captured segment, deciding which side is the client.
+
+        A SYN without ACK comes from the client and a SYN+ACK from the server
+        (RFC 9293, section 3.5). Otherwise the side whose port is in
+        ``server_ports`` is the server, and failing that, the lower port.
+        """
+        sender = (first.src, first.sport)
+        receiver = (first.dst, first.dport)
+        if first.flags & SYN:
+            sender_is_client = not first.flags & ACK
+        elif (first.dport in server_ports) != (first.sport in server_ports):
+            sender_is_client = first.dport in server_ports
+        else:
+            sender_is_client = first.dport < first.sport
+        if sender_is_client:
+            return cls(sender, receiver, max_held_bytes, ack_grace)
+        return cls(receiver, sender, max_held_bytes, ack_grace)
+
+    def stream(self, direction: Direction) -> StreamReassembler:
+        """Return the reassembler of one direction, for its counters."""
+        return self._streams[direction]
+
+    def direction_of(self, seg: Segment) -> Direction:
+        """Return which way ``seg`` travels."""
+        if seg.src == self.client[0] and seg.sport == self.client[1]:
+            return Direction.CLIENT_TO_SERVER
+        return Direction.SERVER_TO_CLIENT
+
+    def receive(self, seg: Segment) -> tuple[Direction, list[StreamEvent]]:
+        """Take one segment of this connection; return its direction and the stream events it released."""
+        direction = self.direction_of(seg)
+        flags = seg.flags
+        self.segments += 1
+        self.last_ts = seg.ts
+        self._update_stage(direction, flags, seg.ts)
+
+        stream = self._streams[direction]
+        if flags & ACK:
+            self._streams[direction.reverse].note_peer_ack(seg.ack, seg.ts)
+        if flags & RST:
+            # RFC 9293, section 3.5.3: a reset carries no stream data (any
+            # payload is diagnostic text), so it is not reassembled.
+            return direction, []
+        events = stream.add(
+            seg.seq,
+            seg.payload,
+            seg.payload_len,
+            seg.ts,
+            syn=bool(flags & SYN),
+            fin=bool(flags & FIN),
+        )
+        return direction, events
+
+    def expire(self, now: float) -> list[tuple[Direction, StreamEvent]]:
+        """Release holes in either direction that the peer acknowledged more than the grace period ago."""
+        released: list[tuple[Direction, StreamEvent]] = []
+        for direction, stream in self._streams.items():
+            released.extend((direction, event) for event in stream.expire(now))
+        return released
+
+    def flush(self, ts: float) -> list[tuple[Direction, StreamEvent]]:
+        """Release every remaining hole, at connection end or end of input."""
+        released: list[tuple[Direction, StreamEvent]] = []
+        for direction, stream in self._streams.items():
+            released.extend((direction, event) for event in stream.flush(ts))
+        return released
+
+    def relative_seq(self, direction: Direction, seq: int) -> int:
+        """Return ``seq`` relative to that side's ISN (0 is the SYN), as Wireshark shows it.
+
+        For a side whose SYN was not captured, the first segment seen is at 1.
+        Before any segment of that side, ``seq`` is returned unchanged.
+        """
+        isn = self._streams[direction].isn
+        if isn is None:
+            return seq
+        return (seq - isn) & 0xFFFFFFFF
+
+    @property
+    def retransmissions(self) -> int:
+        """Retransmitted segments (payload but no new byte), both directions."""
+        return sum(stream.retransmissions for stream in self._streams.values())
+
+    @property
+    def out_of_order(self) -> int:
+        """Segments that arrived after a hole, both directions."""
+        return sum(stream.out_of_order for stream in self._streams.values())
+
+    @property
+    def gap_bytes(self) -> int:
+        """Bytes reported as lost or not captured, both directions."""
+        return sum(stream.gap_bytes for stream in self._streams.values())
+
+    @property
+    def has_pending_holes(self) -> bool:
+        """True while either direction keeps segments behind a hole."""
+        return any(stream.has_hole for stream in self._streams.values())
+
+    @property
+    def closed(self) -> bool:
+        """True once FINs went both ways or a RST was seen."""
+        return self.stage in _ENDED
+
+    def _update_stage(self, direction: Direction, flags: int, ts: float) -> None:
+        first = not self._started
+        self._started = True
+        from_client = direction is Direction.CLIENT_TO_SERVER
+
+        if flags & RST:
+            # A reset in reply to a SYN means no process listens on that port
+            # (RFC 9293, section 3.10.7.3).
+            if self.stage is TcpStage.SYN_SENT and not from_client:
+                self.stage = TcpStage.REFUSED
+            else:
+                self.stage = TcpStage.RESET
+            self.end_ts = ts
+            return
+        if flags & SYN:
+            self._on_syn(from_client, flags, ts)
+            return
+        if first:
+            self.established_ts = ts
+        elif flags & ACK and self.stage in _HANDSHAKE:
+            # The client's ACK of the SYN-ACK, or any later segment when the
+            # capture missed that ACK.
+            self.stage = TcpStage.ESTABLISHED
+            self.established_ts = ts
+        if flags & FIN:
+            self._on_fin(direction, ts)
+
+    def _on_syn(self, from_client: bool, flags: int, ts: float) -> None:
+        if from_client and not flags & ACK:
+            if self.syn_ts is None:
+                self.syn_ts = ts
+            if self.stage in (TcpStage.MIDSTREAM, TcpStage.REFUSED) and self.synack_ts is None:
+                self.stage = TcpStage.SYN_SENT
+        elif not from_client and flags & ACK:
+            if self.synack_ts is None:
+                self.synack_ts = ts
+            # A SYN-ACK after a reset of the SYN means the reset was injected
+            # or stale, so the handshake goes on.
+            if self.stage in (TcpStage.MIDSTREAM, TcpStage.SYN_SENT, TcpStage.REFUSED, TcpStage.RESET):
+                if self.established_ts is None:
+                    self.stage = TcpStage.SYN_ACK
+                    self.end_ts = None
+        if flags & FIN:
+            self._on_fin(Direction.CLIENT_TO_SERVER if from_client else Direction.SERVER_TO_CLIENT, ts)
+
+    def _on_fin(self, direction: Direction, ts: float) -> None:
+        self._fin_seen.add(direction)
+        if self.stage in (TcpStage.RESET, TcpStage.REFUSED):
+            return
+        if len(self._fin_seen) == 2:
+            if self.stage is not TcpStage.CLOSED:
+                self.stage = TcpStage.CLOSED
+                self.end_ts = ts
+        else:
+            self.stage = TcpStage.CLOSING
