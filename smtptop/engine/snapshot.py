@@ -26,7 +26,7 @@ class ConversationRow:
     start: float  # capture time of the first packet
     last_seen: float  # capture time of the newest packet
     closed: bool
-    messages: int  # transactions that reached an end-of-data (or BDAT LAST) reply
+    messages: int  # transactions the server accepted (2xx to end-of-data or BDAT LAST)
     retransmissions: int
     packets: int
     bytes: int  # wire payload bytes, both directions

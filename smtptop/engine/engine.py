@@ -1,0 +1,311 @@
+"""The engine: frames in, conversations out, behind one lock.
+
+``feed`` runs on the capture thread; ``snapshot`` and ``detail`` run on the
+UI's timer. Per-packet work is a header decode, a dict lookup and the
+protocol trackers' work on that packet's bytes; rows for the table are
+rebuilt only for conversations that changed since the last snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable
+
+from smtptop.capture.files import Frame
+from smtptop.config import EngineConfig
+from smtptop.decode.packet import Decoder
+from smtptop.decode.segment import ACK, SYN, Segment, flag_names
+from smtptop.direction import Direction
+from smtptop.engine.conversation import Conversation, PacketRecord
+from smtptop.engine.snapshot import (
+    CaptureStats,
+    ConversationDetail,
+    ConversationRow,
+    PacketRow,
+    Snapshot,
+)
+from smtptop.tcp.connection import TcpConnection
+
+log = logging.getLogger(__name__)
+
+FlowKey = tuple[tuple[int, ...], tuple[bytes, int], tuple[bytes, int]]
+
+# Flows found not to be SMTP are remembered so their packets are skipped
+# cheaply; past this many the oldest are forgotten (and re-examined if they return).
+MAX_IGNORED_FLOWS = 50_000
+
+
+class Engine:
+    """Conversation table fed with frames of one link type."""
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        link_type: int,
+        source: str,
+        bpf_filter: str,
+        on_finished: Callable[[Conversation], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.source = source
+        self.bpf_filter = bpf_filter
+        self.link_type = link_type
+        self.decoder = Decoder(link_type)
+        self.lock = threading.Lock()
+        self.on_finished = on_finished
+        self.packets = 0
+        self.bytes = 0
+        self.now = 0.0
+        self.kernel_drops: int | None = None
+        self.interface_drops: int | None = None
+        self.error: str | None = None
+        self.input_finished = False
+        self.conversations: dict[int, Conversation] = {}  # by key, every listed conversation
+        self._flows: dict[FlowKey, Conversation] = {}
+        self._ignored: OrderedDict[FlowKey, None] = OrderedDict()
+        self._with_holes: set[Conversation] = set()
+        self._closed: deque[Conversation] = deque()
+        self._frames: deque[PacketRecord] = deque()
+        self._frame_bytes = 0
+        self._frame_budget = config.frame_store_mib * 1024 * 1024
+        self._next_key = 1
+        self.evicted_smtp = 0
+
+    # -- the capture side ------------------------------------------------
+
+    def feed(self, frames: list[Frame]) -> None:
+        """Process a batch of frames from the source, in capture order."""
+        with self.lock:
+            decode = self.decoder.decode
+            for ts, data, wire_len in frames:
+                self.packets += 1
+                self.bytes += wire_len
+                if ts > self.now:
+                    self.now = ts
+                seg = decode(ts, self.packets, data)
+                if seg is not None:
+                    self._on_segment(seg, data)
+            self._housekeeping()
+
+    def set_drops(self, kernel: int, interface: int) -> None:
+        with self.lock:
+            self.kernel_drops = kernel
+            self.interface_drops = interface
+
+    def finish_input(self, error: str | None) -> None:
+        """Mark the end of a file: release every held byte and report what is still open."""
+        with self.lock:
+            self.input_finished = True
+            self.error = error or self.error
+            for conversation in self._flows.values():
+                conversation.finish(self.now)
+                if conversation.is_smtp:
+                    self._report(conversation)
+
+    def _on_segment(self, seg: Segment, data: bytes) -> None:
+        key = _flow_key(seg)
+        if key in self._ignored:
+            return
+        conversation = self._flows.get(key)
+        if conversation is not None and conversation.tcp.closed and seg.flags & (SYN | ACK) == SYN:
+            # A new SYN on a finished connection's addresses is a new connection (port reuse).
+            self._retire(key, conversation)
+            conversation = None
+        if conversation is None:
+            conversation = self._open(key, seg)
+        tcp = conversation.tcp
+        retransmissions = tcp.retransmissions
+        direction, items = tcp.receive(seg)
+        record = conversation.add_packet(seg, direction, items, self._store(data))
+        if tcp.retransmissions != retransmissions:
+            record.summary = f"[retransmission] {record.summary}"
+        if record.frame is not None:
+            self._frames.append(record)
+        if conversation.is_smtp is False:
+            self._ignore(key, conversation)
+            return
+        if tcp.has_pending_holes:
+            self._with_holes.add(conversation)
+        if tcp.closed and not conversation.queued_for_eviction:
+            conversation.queued_for_eviction = True
+            conversation.close(seg.ts)
+            self._closed.append(conversation)
+
+    def _open(self, key: FlowKey, seg: Segment) -> Conversation:
+        ports = self.config.smtp_ports
+        tcp = TcpConnection.open(seg, ports)
+        is_smtp = True if tcp.server[1] in ports else None
+        conversation = Conversation(self._next_key, tcp, is_smtp, self.config.reveal_secrets)
+        conversation.flow_key = key
+        self._next_key += 1
+        self._flows[key] = conversation
+        self.conversations[conversation.key] = conversation
+        return conversation
+
+    def _ignore(self, key: FlowKey, conversation: Conversation) -> None:
+        self._flows.pop(key, None)
+        self.conversations.pop(conversation.key, None)
+        self._with_holes.discard(conversation)
+        self._ignored[key] = None
+        if len(self._ignored) > MAX_IGNORED_FLOWS:
+            self._ignored.popitem(last=False)
+
+    def _retire(self, key: FlowKey, conversation: Conversation) -> None:
+        """Take a conversation out of the flow table; it stays listed until evicted."""
+        if self._flows.get(key) is conversation:
+            del self._flows[key]
+
+    def _store(self, data: bytes) -> bytes | None:
+        """Keep a frame's bytes for the hex view, dropping the oldest frames past the budget."""
+        self._frame_bytes += len(data)
+        while self._frame_bytes > self._frame_budget and self._frames:
+            oldest = self._frames.popleft()
+            if oldest.frame is not None:
+                self._frame_bytes -= len(oldest.frame)
+                oldest.frame = None
+        return data
+
+    def _housekeeping(self) -> None:
+        now = self.now
+        if self._with_holes:
+            for conversation in list(self._with_holes):
+                conversation.expire(conversation.tcp.expire(now))
+                if not conversation.tcp.has_pending_holes:
+                    self._with_holes.discard(conversation)
+        self._evict(now)
+
+    def _evict(self, now: float) -> None:
+        """Drop closed conversations that lingered long enough, and the oldest past the cap."""
+        linger = self.config.linger_seconds
+        closed = self._closed
+        while closed and (len(closed) > self.config.max_closed or closed[0].last_seen + linger < now):
+            conversation = closed.popleft()
+            self._report(conversation)
+            self.conversations.pop(conversation.key, None)
+            self._retire(conversation.flow_key, conversation)
+            if conversation.is_smtp:
+                self.evicted_smtp += 1
+
+    def _report(self, conversation: Conversation) -> None:
+        if self.on_finished is not None and not conversation.finished and conversation.is_smtp:
+            conversation.finished = True
+            self.on_finished(conversation)
+
+    # -- the display side ------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        with self.lock:
+            rows = tuple(
+                _row(conversation)
+                for conversation in self.conversations.values()
+                if conversation.is_smtp
+            )
+            open_count = sum(1 for row in rows if not row.closed)
+            stats = CaptureStats(
+                source=self.source,
+                bpf_filter=self.bpf_filter,
+                packets=self.packets,
+                bytes=self.bytes,
+                conversations_open=open_count,
+                conversations_total=self.evicted_smtp + len(rows),
+                kernel_drops=self.kernel_drops,
+                interface_drops=self.interface_drops,
+                undecodable=self.decoder.non_tcp + self.decoder.truncated + self.decoder.malformed,
+                finished=self.input_finished,
+                now=self.now,
+                error=self.error,
+            )
+        return Snapshot(stats, rows)
+
+    def detail(self, key: int) -> ConversationDetail | None:
+        with self.lock:
+            conversation = self.conversations.get(key)
+            if conversation is None or not conversation.is_smtp:
+                return None
+            tcp = conversation.tcp
+            packets = tuple(_packet_row(tcp, record, self.link_type) for record in conversation.packets)
+            smtp = conversation.smtp
+            anomalies = [f"{name} ×{count}" for name, count in (smtp.anomalies.items() if smtp else ())]
+            if conversation.truncated_frames:
+                anomalies.append(f"frame cut by the snaplen ×{conversation.truncated_frames}")
+            return ConversationDetail(
+                row=_row(conversation),
+                tcp_stage=tcp.stage.value,
+                packets=packets,
+                transcript=tuple(conversation.transcript),
+                capabilities=tuple(smtp.capabilities) if smtp else (),
+                anomalies=tuple(anomalies),
+            )
+
+
+def _flow_key(seg: Segment) -> FlowKey:
+    one = (seg.src, seg.sport)
+    other = (seg.dst, seg.dport)
+    return (seg.vlans, one, other) if one < other else (seg.vlans, other, one)
+
+
+def _row(conversation: Conversation) -> ConversationRow:
+    if not conversation.dirty and conversation.row is not None:
+        return conversation.row
+    tcp = conversation.tcp
+    smtp = conversation.smtp
+    last_command = ""
+    last_reply = ""
+    stage = tcp.stage.value
+    tls_mode = "none"
+    messages = 0
+    anomalies = conversation.truncated_frames
+    if smtp is not None:
+        if smtp.last_command is not None:
+            last_command = smtp.last_command.summary(conversation.reveal_secrets)
+        if smtp.last_reply is not None:
+            last_reply = smtp.last_reply.lines[0] if smtp.last_reply.lines else str(smtp.last_reply.code)
+        if tcp.closed:
+            # The SMTP phase the connection closed in says more than "closed" twice.
+            stage = tcp.stage.value if smtp.phase.value == "closed" else f"{smtp.phase.value}, {tcp.stage.value}"
+        elif smtp.phase.value != "connect":
+            stage = smtp.phase.value
+        tls_mode = smtp.tls_mode.value
+        messages = sum(1 for transaction in smtp.transactions if transaction.result == "accepted")
+        anomalies += sum(smtp.anomalies.values())
+    row = ConversationRow(
+        key=conversation.key,
+        client=conversation.client,
+        server=conversation.server,
+        tls_mode=tls_mode,
+        stage=stage,
+        last_command=last_command,
+        last_reply=last_reply,
+        start=conversation.start,
+        last_seen=conversation.last_seen,
+        closed=tcp.closed,
+        messages=messages,
+        retransmissions=tcp.retransmissions,
+        packets=len(conversation.packets),
+        bytes=conversation.payload_bytes,
+        anomalies=anomalies,
+    )
+    conversation.row = row
+    conversation.dirty = False
+    return row
+
+
+def _packet_row(tcp: TcpConnection, record: PacketRecord, link_type: int) -> PacketRow:
+    direction = record.direction
+    seq = tcp.relative_seq(direction, record.seq)
+    ack = tcp.relative_seq(direction.reverse, record.ack) if record.flags & ACK else 0
+    return PacketRow(
+        frame_no=record.frame_no,
+        ts=record.ts,
+        direction=direction,
+        flags=flag_names(record.flags),
+        seq=seq,
+        ack=ack,
+        length=record.length,
+        window=record.window,
+        summary=record.summary,
+        frame=record.frame,
+        link_type=link_type,
+    )

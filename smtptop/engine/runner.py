@@ -1,0 +1,104 @@
+"""The capture thread: reads a source in batches and feeds the engine.
+
+The thread never touches widgets. The front ends read the engine through
+``snapshot`` and ``detail``, and call ``stop`` when they exit; the thread
+checks for a stop request at least every ``POLL_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from smtptop.capture.errors import CaptureError
+from smtptop.capture.files import CaptureReader, Frame
+from smtptop.capture.live import LiveCapture
+from smtptop.engine.engine import Engine
+from smtptop.engine.snapshot import ConversationDetail, Snapshot
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.1
+
+
+class CaptureRunner:
+    """Runs one source into one engine on a daemon thread."""
+
+    def __init__(self, engine: Engine, source: LiveCapture | CaptureReader, realtime: bool = False) -> None:
+        self.engine = engine
+        self.source = source
+        self.realtime = realtime
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="smtptop-capture", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        self.source.close()
+
+    def is_running(self) -> bool:
+        return self._thread.is_alive()
+
+    def snapshot(self) -> Snapshot:
+        return self.engine.snapshot()
+
+    def detail(self, key: int) -> ConversationDetail | None:
+        return self.engine.detail(key)
+
+    def _run(self) -> None:
+        try:
+            if isinstance(self.source, LiveCapture):
+                self._run_live(self.source)
+            else:
+                self._run_file(self.source)
+        except CaptureError as error:
+            log.error("%s", error)
+            self.engine.finish_input(str(error))
+        except Exception:
+            # The UI must stay up to show what was captured so far.
+            log.exception("capture thread failed")
+            self.engine.finish_input("internal error in the capture thread; see the log")
+
+    def _run_live(self, capture: LiveCapture) -> None:
+        while not self._stop.is_set():
+            batch = capture.read_batch(POLL_SECONDS)
+            self.engine.feed(batch)
+            self.engine.set_drops(*capture.drops())
+
+    def _run_file(self, reader: CaptureReader) -> None:
+        pace = _Pacer() if self.realtime else None
+        for batch in reader.batches():
+            if self._stop.is_set():
+                return
+            if pace is None:
+                self.engine.feed(batch)
+                continue
+            for frame in batch:
+                if not pace.wait_for(frame, self._stop):
+                    return
+                self.engine.feed([frame])
+        self.engine.finish_input(reader.error)
+
+
+class _Pacer:
+    """Holds frames back until their capture time, relative to the first, has passed on the wall clock."""
+
+    def __init__(self) -> None:
+        self._first_ts: float | None = None
+        self._start = 0.0
+
+    def wait_for(self, frame: Frame, stop: threading.Event) -> bool:
+        """Sleep until ``frame`` is due; return False if a stop was requested meanwhile."""
+        ts = frame[0]
+        if self._first_ts is None:
+            self._first_ts = ts
+            self._start = time.monotonic()
+        due = self._start + max(0.0, ts - self._first_ts)
+        delay = due - time.monotonic()
+        if delay > 0:
+            return not stop.wait(delay)
+        return not stop.is_set()

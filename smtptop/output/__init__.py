@@ -1,0 +1,1 @@
+"""Headless front ends: JSON Lines and a readable report. They must not import Textual."""
