@@ -1,0 +1,138 @@
+"""The Textual app: pulls snapshots from the source on a timer and shows them.
+
+The source is read only from the app's timer on the event loop, a few times
+per second, never per packet. ``p`` stops reading (the source keeps
+capturing), so the screen does not change while the user reads it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+
+from smtptop.engine.snapshot import ConversationDetail, Snapshot
+from smtptop.text.timefmt import TimeDisplay
+from smtptop.ui.conversation import ConversationScreen
+from smtptop.ui.dashboard import DashboardScreen
+from smtptop.ui.help import HelpScreen
+from smtptop.ui.source import SnapshotSource
+
+logger = logging.getLogger(__name__)
+
+# Seconds between two log records about the same failing source call, so a
+# source that fails on every refresh does not flood the log.
+_ERROR_LOG_INTERVAL = 30.0
+
+
+class SmtpTopApp(App[None]):
+    """The dashboard of SMTP conversations and its drill-down screens."""
+
+    CSS_PATH = "smtptop.tcss"
+    TITLE = "smtptop"
+    BINDINGS = [
+        Binding("question_mark", "help", "Help"),
+        Binding("p", "toggle_pause", "Pause"),
+    ]
+
+    def __init__(
+        self,
+        source: SnapshotSource,
+        *,
+        stall_seconds: float = 10.0,
+        refresh_hz: float = 4.0,
+        live: bool = True,
+    ) -> None:
+        if not refresh_hz > 0:
+            raise ValueError(
+                f"refresh_hz must be a positive number of refreshes per second, got {refresh_hz!r}"
+            )
+        if not stall_seconds >= 0:
+            raise ValueError(f"stall_seconds must be zero or more seconds, got {stall_seconds!r}")
+        super().__init__()
+        self.source = source
+        self.stall_seconds = stall_seconds
+        self.refresh_hz = refresh_hz
+        self.live = live
+        self.paused = False
+        self.time_display = TimeDisplay.ABSOLUTE
+        self.dashboard = DashboardScreen()
+        self._last_error_log: dict[str, float] = {}
+
+    def get_default_screen(self) -> Screen[None]:
+        return self.dashboard
+
+    def on_mount(self) -> None:
+        self.refresh_from_source()
+        self.set_interval(1 / self.refresh_hz, self.refresh_from_source)
+
+    def on_unmount(self) -> None:
+        try:
+            self.source.stop()
+        except Exception:
+            logger.exception("stopping the snapshot source failed")
+
+    def display_now(self, capture_now: float) -> float:
+        """Return the time that ages and idle times are measured against.
+
+        Live captures use the later of the newest packet time and the wall
+        clock, so a conversation keeps ageing while no packets arrive. A file
+        replay uses only packet time, so its numbers do not depend on when it is
+        replayed.
+        """
+        if self.live:
+            return max(capture_now, time.time())
+        return capture_now
+
+    def refresh_from_source(self) -> None:
+        """Read a snapshot, and the detail of the open conversation, unless paused."""
+        if self.paused:
+            return
+        snapshot, error = self._fetch_snapshot()
+        capture_now = snapshot.stats.now if snapshot is not None else 0.0
+        self.dashboard.show_snapshot(snapshot, self.display_now(capture_now), error)
+        screen = self.screen
+        if isinstance(screen, ConversationScreen):
+            screen.show_detail(self._fetch_detail(screen.key))
+
+    def _fetch_snapshot(self) -> tuple[Snapshot | None, str | None]:
+        try:
+            return self.source.snapshot(), None
+        except Exception as error:
+            # A failing source must not take the screen down; the header shows the error.
+            self._log_source_error("snapshot", error)
+            return None, f"reading a snapshot failed: {error}"
+
+    def _fetch_detail(self, key: int) -> ConversationDetail | None:
+        try:
+            return self.source.detail(key)
+        except Exception as error:
+            self._log_source_error("detail", error)
+            return None
+
+    def _log_source_error(self, call: str, error: Exception) -> None:
+        now = time.monotonic()
+        if now - self._last_error_log.get(call, -_ERROR_LOG_INTERVAL) >= _ERROR_LOG_INTERVAL:
+            self._last_error_log[call] = now
+            logger.error("source.%s() failed: %r", call, error, exc_info=error)
+
+    def open_conversation(self, key: int) -> None:
+        """Push the conversation screen for ``key``, or notify that it is no longer tracked."""
+        detail = self._fetch_detail(key)
+        if detail is None:
+            self.notify(f"Conversation {key} is no longer tracked.", severity="warning")
+            return
+        self.push_screen(ConversationScreen(key, detail, self.time_display))
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+        self.dashboard.refresh_view()
+        if not self.paused:
+            self.refresh_from_source()
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())

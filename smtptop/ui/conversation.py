@@ -1,0 +1,241 @@
+"""The conversation screen: one conversation's packets, bytes and SMTP dialogue.
+
+The app calls ``ConversationScreen.show_detail`` on every refresh with the
+newest ``ConversationDetail``. New packets and transcript lines are appended
+to their tables in place, so the cursor and the hex dump stay where the user
+left them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+
+from smtptop.direction import Direction
+from smtptop.engine.snapshot import ConversationDetail, PacketRow, TranscriptLine
+from smtptop.text.hexdump import hexdump
+from smtptop.text.printable import printable
+from smtptop.text.timefmt import TimeDisplay, format_latency, format_time
+from smtptop.ui.dashboard import TLS_LABELS
+from smtptop.ui.keyed_table import Column, KeyedTable
+
+if TYPE_CHECKING:
+    from smtptop.ui.app import SmtpTopApp
+
+PACKET_COLUMNS = (
+    Column("no.", "number", 7),
+    Column(TimeDisplay.ABSOLUTE.value, "time", 15),
+    Column("dir", "direction", 3),
+    Column("flags", "flags", 5),
+    Column("seq", "seq", 10),
+    Column("ack", "ack", 10),
+    Column("len", "length", 6),
+    Column("summary", "summary"),
+)
+
+TRANSCRIPT_COLUMNS = (
+    Column(TimeDisplay.ABSOLUTE.value, "time", 15),
+    Column("latency", "latency", 8),
+    Column("line", "line"),
+)
+
+DIRECTION_STYLES = {
+    Direction.CLIENT_TO_SERVER: "cyan",
+    Direction.SERVER_TO_CLIENT: "yellow",
+}
+NOTE_STYLE = "dim italic"
+TRANSCRIPT_PREFIXES = {Direction.CLIENT_TO_SERVER: "C: ", Direction.SERVER_TO_CLIENT: "S: "}
+
+
+def _cell(value: str, style: str) -> Text:
+    return Text(printable(value), style=style, no_wrap=True, end="")
+
+
+def packet_cells(
+    packet: PacketRow, display: TimeDisplay, start: float, previous: float | None
+) -> list[Text]:
+    """Build the packet list cells of one packet; bare ACKs are dimmed."""
+    style = DIRECTION_STYLES.get(packet.direction, "")
+    if packet.length == 0 and packet.summary == "[ACK]":
+        style = f"dim {style}".strip()
+    values = (
+        str(packet.frame_no),
+        format_time(display, packet.ts, start, previous),
+        packet.direction.arrow,
+        packet.flags,
+        str(packet.seq),
+        str(packet.ack),
+        str(packet.length),
+        packet.summary,
+    )
+    return [_cell(value, style) for value in values]
+
+
+def transcript_cells(
+    line: TranscriptLine, display: TimeDisplay, start: float, previous: float | None
+) -> list[Text]:
+    """Build the transcript cells of one line: time, reply latency, and ``C:``/``S:`` text."""
+    if line.direction is None:
+        style, prefix = NOTE_STYLE, "-- "
+    else:
+        style = DIRECTION_STYLES.get(line.direction, "")
+        prefix = TRANSCRIPT_PREFIXES[line.direction]
+    return [
+        _cell(format_time(display, line.ts, start, previous), style),
+        _cell(format_latency(line.latency), style),
+        _cell(prefix + line.text, style),
+    ]
+
+
+def title_text(detail: ConversationDetail, tracked: bool) -> Text:
+    """Build the title lines: endpoints, TLS mode, TCP stage, SMTP stage, and any anomalies."""
+    row = detail.row
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(f"{printable(row.client)} → {printable(row.server)}", style="bold")
+    text.append(f"  TLS {TLS_LABELS.get(row.tls_mode, printable(row.tls_mode))}")
+    text.append(f"  TCP {printable(detail.tcp_stage)}")
+    text.append(f"  stage {printable(row.stage)}")
+    text.append(f"  packets {row.packets:,}  bytes {row.bytes:,}")
+    text.append(f"  msgs {row.messages}  retrans {row.retransmissions}")
+    if row.closed:
+        text.append("  closed", style="dim")
+    if not tracked:
+        text.append("  no longer tracked: showing the last detail", style="bold yellow")
+    if detail.capabilities:
+        capabilities = " ".join(printable(item) for item in detail.capabilities)
+        text.append(f"\ncapabilities: {capabilities}", style="dim")
+    if detail.anomalies:
+        anomalies = ", ".join(printable(item) for item in detail.anomalies)
+        text.append(f"\nanomalies: {anomalies}", style="yellow")
+    return text
+
+
+def frame_dump(packet: PacketRow | None) -> Text:
+    """Build the hex + ASCII dump of a packet's captured bytes, with a one-line heading."""
+    if packet is None:
+        return Text("No packet selected.", style="dim")
+    if packet.frame is None:
+        return Text(
+            f"Frame {packet.frame_no}: bytes no longer kept "
+            "(the bounded packet store dropped them).",
+            style="dim",
+        )
+    heading = (
+        f"Frame {packet.frame_no}: {len(packet.frame)} bytes captured, "
+        f"link type {packet.link_type}\n"
+    )
+    return Text(heading + hexdump(packet.frame), no_wrap=True, end="")
+
+
+class ConversationScreen(Screen[None]):
+    """Packets with their bytes, and the SMTP transcript, of one conversation."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("q", "app.pop_screen", "Back", show=False),
+        Binding("t", "cycle_time", "Time format"),
+        Binding("1", "show_tab('packets-tab')", "Packets"),
+        Binding("2", "show_tab('transcript-tab')", "Transcript"),
+    ]
+
+    def __init__(self, key: int, detail: ConversationDetail, time_display: TimeDisplay) -> None:
+        super().__init__()
+        self.key = key
+        self.time_display = time_display
+        self._detail = detail
+        self._tracked = True
+        self._packets: dict[str, PacketRow] = {}
+        self._dumped: PacketRow | None = None
+
+    @property
+    def smtptop(self) -> SmtpTopApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="title")
+        with TabbedContent(id="tabs"):
+            with TabPane("Packets", id="packets-tab"):
+                yield KeyedTable(PACKET_COLUMNS, id="packets")
+                with VerticalScroll(id="hexdump-scroll"):
+                    yield Static(id="hexdump")
+            with TabPane("Transcript", id="transcript-tab"):
+                yield KeyedTable(TRANSCRIPT_COLUMNS, id="transcript")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._apply_time_labels()
+        self._render_detail()
+        self.query_one("#packets", KeyedTable).focus()
+
+    def show_detail(self, detail: ConversationDetail | None) -> None:
+        """Show a newer detail; None keeps the last one and marks it as no longer tracked."""
+        if detail is None:
+            self._tracked = False
+        else:
+            self._detail = detail
+            self._tracked = True
+        self._render_detail()
+
+    def _render_detail(self) -> None:
+        detail = self._detail
+        self.query_one("#title", Static).update(title_text(detail, self._tracked))
+        self._render_packets(detail.packets, detail.row.start)
+        self._render_transcript(detail.transcript, detail.row.start)
+        self._update_dump()
+
+    def _render_packets(self, packets: Sequence[PacketRow], start: float) -> None:
+        rows: list[tuple[str, list[Text]]] = []
+        self._packets = {}
+        previous: float | None = None
+        for packet in packets:
+            key = str(packet.frame_no)
+            self._packets[key] = packet
+            rows.append((key, packet_cells(packet, self.time_display, start, previous)))
+            previous = packet.ts
+        self.query_one("#packets", KeyedTable).sync(rows)
+
+    def _render_transcript(self, lines: Sequence[TranscriptLine], start: float) -> None:
+        rows: list[tuple[str, list[Text]]] = []
+        previous: float | None = None
+        for index, line in enumerate(lines):
+            rows.append((str(index), transcript_cells(line, self.time_display, start, previous)))
+            previous = line.ts
+        self.query_one("#transcript", KeyedTable).sync(rows)
+
+    def _update_dump(self) -> None:
+        key = self.query_one("#packets", KeyedTable).cursor_key
+        packet = self._packets.get(key) if key is not None else None
+        if packet is self._dumped and packet is not None:
+            return
+        self._dumped = packet
+        self.query_one("#hexdump", Static).update(frame_dump(packet))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "packets":
+            self._update_dump()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        # Enter on a row must not bubble up and open another conversation.
+        event.stop()
+
+    def action_cycle_time(self) -> None:
+        self.time_display = self.time_display.next()
+        self.smtptop.time_display = self.time_display
+        self._apply_time_labels()
+        self._render_detail()
+
+    def _apply_time_labels(self) -> None:
+        for table_id in ("#packets", "#transcript"):
+            self.query_one(table_id, KeyedTable).set_column_label("time", self.time_display.value)
+
+    def action_show_tab(self, tab_id: str) -> None:
+        self.query_one("#tabs", TabbedContent).active = tab_id
+        table_id = "#packets" if tab_id == "packets-tab" else "#transcript"
+        self.query_one(table_id, KeyedTable).focus()

@@ -1,0 +1,57 @@
+"""The help screen: every key binding of the dashboard and the conversation screen."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+KEYS = (
+    ("Dashboard", ""),
+    ("↑ ↓ PgUp PgDn", "move the cursor between conversations"),
+    ("Enter", "open the conversation under the cursor"),
+    ("/", "filter rows by client, server, stage or command (Enter applies)"),
+    ("Esc", "clear the filter"),
+    ("s", "sort: newest first, recent activity, longest idle"),
+    ("q", "quit"),
+    ("Conversation screen", ""),
+    ("↑ ↓", "move through packets; the hex dump follows the cursor"),
+    ("1 / 2", "Packets tab / Transcript tab"),
+    ("t", "time: absolute, since the conversation start, delta to the previous line"),
+    ("Esc  q", "back to the dashboard"),
+    ("Everywhere", ""),
+    ("p", "pause or resume the display (capture continues)"),
+    ("?", "this help"),
+)
+
+
+def help_table() -> Table:
+    """Build the table of keys and what they do."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for key, meaning in KEYS:
+        if meaning:
+            table.add_row(key, meaning)
+        else:
+            table.add_row(Text(key, style="underline"), "")
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    """A modal list of the key bindings; any of Esc, q or ? closes it."""
+
+    BINDINGS = [
+        Binding("escape", "dismiss", "Close"),
+        Binding("q", "dismiss", "Close", show=False),
+        Binding("question_mark", "dismiss", "Close", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="help"):
+            yield Static(Text("smtptop keys", style="bold"), id="help-title")
+            yield Static(help_table(), id="help-keys")
