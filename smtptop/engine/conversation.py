@@ -27,8 +27,10 @@ from smtptop.text.addresses import format_endpoint
 
 StreamItem = StreamData | StreamGap
 
-# How many first bytes of each direction are enough to recognise SMTP by content.
+# How many first bytes of a chunk are enough to recognise SMTP by content,
+# and how far into each direction a conversation may still turn out to be SMTP.
 SNIFF_BYTES = 5
+SNIFF_LIMIT = 512
 GREETING_PREFIXES = (b"220 ", b"220-")
 HELLO_PREFIXES = (b"EHLO", b"HELO")
 
@@ -62,6 +64,7 @@ class Conversation:
         self.smtp: SmtpConversation | None = None
         self.packets: list[PacketRecord] = []
         self.transcript: list[TranscriptLine] = []
+        self.secrets: set[bytes] = set()  # AUTH arguments and SASL responses as sent, masked in frames
         self.replies: list[Reply] = []  # every complete reply in order, the greeting and unsolicited ones too
         self.start = 0.0
         self.last_seen = 0.0
@@ -75,6 +78,7 @@ class Conversation:
         self.row: ConversationRow | None = None
         self._pending: list[tuple[Direction, StreamItem, PacketRecord]] = []
         self._first_bytes = {Direction.CLIENT_TO_SERVER: b"", Direction.SERVER_TO_CLIENT: b""}
+        self._sniffed = {Direction.CLIENT_TO_SERVER: 0, Direction.SERVER_TO_CLIENT: 0}
         if is_smtp:
             self.smtp = SmtpConversation(reveal_secrets=reveal_secrets)
 
@@ -107,8 +111,8 @@ class Conversation:
         if self.is_smtp is None:
             for item in items:
                 self._pending.append((direction, item, record))
-                if isinstance(item, StreamData):
-                    self._sniff(direction, item.data)
+                if isinstance(item, StreamData) and self._sniff(direction, item.data):
+                    return
             return
         if self.smtp is None:
             return
@@ -127,32 +131,52 @@ class Conversation:
             elif self.smtp is not None:
                 self._feed(direction, item)
 
-    def _sniff(self, direction: Direction, data: bytes) -> None:
-        seen = self._first_bytes[direction]
-        if len(seen) >= SNIFF_BYTES:
-            return
-        seen = self._first_bytes[direction] = seen + data[: SNIFF_BYTES - len(seen)]
-        if len(seen) < 4:
-            return
-        if direction is Direction.SERVER_TO_CLIENT and seen.startswith(GREETING_PREFIXES):
-            self._decide(True)
-        elif direction is Direction.CLIENT_TO_SERVER and seen[:4].upper() in HELLO_PREFIXES:
-            self._decide(True)
-        elif all(len(first) >= 4 for first in self._first_bytes.values()):
-            self._decide(False)
+    def _sniff(self, direction: Direction, data: bytes) -> bool:
+        """Decide from a chunk whether this is SMTP; return True once decided.
 
-    def _decide(self, is_smtp: bool) -> None:
+        SMTP starts where a server chunk begins with a 220 greeting or a
+        client chunk with EHLO/HELO, within the first ``SNIFF_LIMIT`` bytes
+        of that direction. Looking past the first byte lets SMTP be found
+        behind a short prefix such as a SOCKS5 handshake; the prefix is
+        skipped. The stream's first bytes are also collected across chunks,
+        for a greeting that arrives split.
+        """
+        offset = self._sniffed[direction]
+        self._sniffed[direction] = offset + len(data)
+        head = data[:SNIFF_BYTES]
+        if offset < SNIFF_BYTES:
+            head = self._first_bytes[direction] = (self._first_bytes[direction] + data)[:SNIFF_BYTES]
+        if offset < SNIFF_LIMIT and _starts_smtp(direction, head if offset < SNIFF_BYTES else data):
+            start = len(self._pending) - 1 if offset >= SNIFF_BYTES else 0
+            self._decide(True, start)
+            return True
+        if self._sniffed[direction] >= SNIFF_LIMIT:
+            self._decide(False, 0)
+            return True
+        return False
+
+    def _decide(self, is_smtp: bool, start: int) -> None:
+        """Settle what the conversation is; for SMTP, replay the held items from ``start`` on."""
         self.is_smtp = is_smtp
         pending, self._pending = self._pending, []
         if not is_smtp:
             return
         self.smtp = SmtpConversation(reveal_secrets=self.reveal_secrets)
+        skipped = sum(len(item.data) for _, item, _ in pending[:start] if isinstance(item, StreamData))
+        if skipped:
+            ts = pending[start][1].ts
+            self.transcript.append(TranscriptLine(ts, None, f"[{skipped:,} bytes before the SMTP dialogue skipped]", None))
         by_record: dict[int, list[str]] = {}
-        for direction, item, record in pending:
+        for direction, item, record in pending[start:]:
             by_record.setdefault(id(record), []).append(self._feed(direction, item))
-        for record in {id(r): r for _, _, r in pending}.values():
+        for record in {id(r): r for _, _, r in pending[start:]}.values():
             record.summary = ""
             _merge_summary(record, by_record[id(record)])
+
+    def give_up_sniffing(self) -> None:
+        """Decide "not SMTP" for a connection that closed before its bytes said otherwise."""
+        if self.is_smtp is None:
+            self._decide(False, 0)
 
     def _feed(self, direction: Direction, item: StreamItem) -> str:
         """Feed one stream item to the SMTP tracker; return a one-line summary of what it completed."""
@@ -172,6 +196,7 @@ class Conversation:
     def _transcribe(self, event: object) -> None:
         reveal = self.reveal_secrets
         if isinstance(event, (Command, SaslResponse)):
+            self._remember_secret(event)
             self.transcript.append(TranscriptLine(event.ts, Direction.CLIENT_TO_SERVER, event.summary(reveal), None))
         elif isinstance(event, Reply):
             self.replies.append(event)
@@ -187,6 +212,30 @@ class Conversation:
         elif isinstance(event, (GapNoted, TlsStarted, Anomaly, ConnectionEnd)):
             self.transcript.append(TranscriptLine(event.ts, None, event.summary(reveal), None))
 
+    def _remember_secret(self, event: Command | SaslResponse) -> None:
+        if isinstance(event, SaslResponse):
+            secret = event.record.arg
+        elif event.verb == "AUTH":
+            # The first word is the mechanism; what follows is the initial response (RFC 4954, section 4).
+            secret = event.arg.partition(" ")[2].strip()
+        else:
+            return
+        if len(secret) >= 2 and secret != "*":
+            self.secrets.add(secret.encode("latin-1", "replace"))
+
+    def masked_frame(self, frame: bytes | None) -> bytes | None:
+        """Return the frame with AUTH secrets replaced by '*', unless the user asked to reveal them.
+
+        NOTE: a secret split across two segments is masked in neither, because
+        each frame holds only part of it.
+        """
+        if frame is None or self.reveal_secrets or not self.secrets:
+            return frame
+        for secret in self.secrets:
+            if secret in frame:
+                frame = frame.replace(secret, b"*" * len(secret))
+        return frame
+
     def close(self, ts: float) -> None:
         """Tell the SMTP tracker the connection ended (FIN both ways or RST); once only."""
         if self.smtp is not None and not self.smtp_closed:
@@ -197,6 +246,12 @@ class Conversation:
     def finish(self, ts: float) -> None:
         """Release every held byte at the end of the input; undecided conversations stay undecided."""
         self.expire(self.tcp.flush(ts))
+
+
+def _starts_smtp(direction: Direction, head: bytes) -> bool:
+    if direction is Direction.SERVER_TO_CLIENT:
+        return head.startswith(GREETING_PREFIXES)
+    return head[:4].upper() in HELLO_PREFIXES
 
 
 def _merge_summary(record: PacketRecord, summaries: list[str]) -> None:

@@ -123,6 +123,8 @@ class Engine:
             record.summary = f"[retransmission] {record.summary}"
         if record.frame is not None:
             self._frames.append(record)
+        if tcp.closed:
+            conversation.give_up_sniffing()
         if conversation.is_smtp is False:
             self._ignore(key, conversation)
             return
@@ -225,7 +227,7 @@ class Engine:
             if conversation is None or not conversation.is_smtp:
                 return None
             tcp = conversation.tcp
-            packets = tuple(_packet_row(tcp, record, self.link_type) for record in conversation.packets)
+            packets = tuple(_packet_row(conversation, record, self.link_type) for record in conversation.packets)
             smtp = conversation.smtp
             anomalies = [f"{name} ×{count}" for name, count in (smtp.anomalies.items() if smtp else ())]
             if conversation.truncated_frames:
@@ -292,7 +294,8 @@ def _row(conversation: Conversation) -> ConversationRow:
     return row
 
 
-def _packet_row(tcp: TcpConnection, record: PacketRecord, link_type: int) -> PacketRow:
+def _packet_row(conversation: Conversation, record: PacketRecord, link_type: int) -> PacketRow:
+    tcp = conversation.tcp
     direction = record.direction
     seq = tcp.relative_seq(direction, record.seq)
     ack = tcp.relative_seq(direction.reverse, record.ack) if record.flags & ACK else 0
@@ -306,6 +309,6 @@ def _packet_row(tcp: TcpConnection, record: PacketRecord, link_type: int) -> Pac
         length=record.length,
         window=record.window,
         summary=record.summary,
-        frame=record.frame,
+        frame=conversation.masked_frame(record.frame),
         link_type=link_type,
     )

@@ -25,7 +25,8 @@ class ReportCollector:
         widths = [max(len(row[index]) for row in rows) for index in range(len(COLUMNS))]
         for row in rows:
             stream.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n")
-        stream.write(f"{len(self.records)} SMTP conversations\n")
+        count = len(self.records)
+        stream.write(f"{count} SMTP conversation{'' if count == 1 else 's'}\n")
 
 
 def _cells(record: dict[str, Any]) -> tuple[str, ...]:

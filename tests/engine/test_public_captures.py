@@ -130,7 +130,6 @@ def test_capture_runs_without_exception(path: Path) -> None:
 
 # TODO: still wrong; each must pass before the dialogue checks are complete.
 KNOWN_WRONG = {
-    "smtp-arkime-socks5-503.pcap": "SMTP after a SOCKS5 handshake is not recognised by content",
     "smtp-sv-errors-mixed.pcap": "a TLS ClientHello sent without STARTTLS is parsed as command lines",
     "smtp-zeek-one-side-only.pcap": "with no server bytes at all, client bytes after DATA stay held",
     "smtps-465-ndpi-clienthello.pcapng": "the server's plaintext greeting is lost once the client starts TLS",

@@ -1,0 +1,5 @@
+"""``python -m smtptop``."""
+
+from smtptop.cli import main
+
+raise SystemExit(main())

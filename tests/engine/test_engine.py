@@ -1,0 +1,150 @@
+"""The engine on conversations built frame by frame: detection, lifetime, bounds and output."""
+
+from __future__ import annotations
+
+import json
+
+from smtptop.config import EngineConfig
+from smtptop.decode.linktypes import ETHERNET
+from smtptop.engine.conversation import Conversation
+from smtptop.engine.engine import Engine
+from smtptop.output.records import conversation_record
+from tests.engine.wire import Wire
+
+PLAIN_DIALOGUE = [
+    ("s", b"220 mx.example ESMTP\r\n"),
+    ("c", b"EHLO client.example\r\n"),
+    ("s", b"250-mx.example\r\n250 PIPELINING\r\n"),
+    ("c", b"QUIT\r\n"),
+    ("s", b"221 bye\r\n"),
+]
+
+
+def _engine(**settings: object) -> tuple[Engine, list[Conversation]]:
+    finished: list[Conversation] = []
+    engine = Engine(EngineConfig(**settings), ETHERNET, "test", "", on_finished=finished.append)  # type: ignore[arg-type]
+    return engine, finished
+
+
+def _talk(wire: Wire, dialogue: list[tuple[str, bytes]]) -> Wire:
+    for side, payload in dialogue:
+        wire.client(payload) if side == "c" else wire.server(payload)
+    return wire
+
+
+def test_greeting_makes_unknown_port_smtp() -> None:
+    engine, _ = _engine()
+    wire = _talk(Wire(server_port=2600).handshake(), PLAIN_DIALOGUE)
+    engine.feed(wire.frames)
+    rows = engine.snapshot().rows
+    assert len(rows) == 1
+    assert rows[0].server == "192.0.2.25:2600"
+    assert rows[0].last_command == "QUIT"
+    assert rows[0].last_reply == "221 bye"
+
+
+def test_other_protocol_on_unknown_port_is_not_listed() -> None:
+    engine, _ = _engine()
+    wire = Wire(server_port=8080).handshake()
+    wire.client(b"GET / HTTP/1.1\r\nHost: example\r\n\r\n").server(b"HTTP/1.1 200 OK\r\n" + b"x" * 600)
+    engine.feed(wire.frames)
+    assert engine.snapshot().rows == ()
+
+
+def test_extra_port_is_smtp_before_any_byte() -> None:
+    engine, _ = _engine(smtp_ports=frozenset({25, 8025}))
+    engine.feed(Wire(server_port=8025).handshake().frames)
+    rows = engine.snapshot().rows
+    assert len(rows) == 1
+    assert rows[0].stage == "established"
+
+
+def test_port_reuse_starts_new_conversation() -> None:
+    engine, _ = _engine()
+    first = _talk(Wire(start=1000.0).handshake(), PLAIN_DIALOGUE).close()
+    second = _talk(Wire(start=1010.0, client_isn=90000).handshake(), PLAIN_DIALOGUE)
+    engine.feed(first.frames + second.frames)
+    rows = engine.snapshot().rows
+    assert len(rows) == 2
+    assert [row.closed for row in rows] == [True, False]
+
+
+def test_closed_conversation_lingers_then_reported_once() -> None:
+    engine, finished = _engine(linger_seconds=30.0)
+    engine.feed(_talk(Wire(start=1000.0).handshake(), PLAIN_DIALOGUE).close().frames)
+    assert len(engine.snapshot().rows) == 1
+    assert finished == []
+
+    later = Wire(client_port=40001, start=1020.0).handshake()
+    engine.feed(later.frames)
+    assert len(engine.snapshot().rows) == 2
+
+    later.client(b"NOOP\r\n", after=20.0)
+    engine.feed(later.frames[-1:])
+    rows = engine.snapshot().rows
+    assert [row.client for row in rows] == ["192.0.2.10:40001"]
+    assert len(finished) == 1
+    assert engine.snapshot().stats.conversations_total == 2
+
+    engine.finish_input(None)
+    assert len(finished) == 2
+
+
+def test_frame_store_keeps_newest_within_budget() -> None:
+    engine, _ = _engine(frame_store_mib=1)
+    wire = Wire().handshake()
+    wire.server(b"220 mx\r\n")
+    for _ in range(1000):
+        wire.client(b"NOOP " + b"x" * 1400 + b"\r\n")
+    engine.feed(wire.frames)
+    detail = engine.detail(engine.snapshot().rows[0].key)
+    assert detail is not None
+    kept = [packet.frame for packet in detail.packets if packet.frame is not None]
+    assert sum(len(frame) for frame in kept) <= 1024 * 1024
+    assert detail.packets[0].frame is None
+    assert detail.packets[-1].frame == wire.frames[-1][1]
+
+
+def test_greeting_latency_counts_from_handshake() -> None:
+    engine, finished = _engine()
+    wire = Wire().handshake()
+    wire.client(b"EHLO early.example\r\n", after=1.0)
+    wire.server(b"220 mx ESMTP\r\n250 mx\r\n", after=19.0)
+    engine.feed(wire.close().frames)
+    engine.finish_input(None)
+    record = conversation_record(finished[0])
+    assert record["greeting"]["code"] == 220
+    assert abs(record["greeting"]["latency_ms"] - 20000.0) < 1.0
+    assert [(c["verb"], c["reply_code"]) for c in record["commands"]] == [("EHLO", 250)]
+
+
+def test_auth_secret_masked_in_json_unless_revealed() -> None:
+    secret = "AGRlbW8Ac2VjcmV0LXBhc3N3b3Jk"  # base64 of "\0demo\0secret-password"
+    dialogue = [
+        ("s", b"220 mx\r\n"),
+        ("c", b"EHLO c\r\n"),
+        ("s", b"250 AUTH PLAIN\r\n"),
+        ("c", f"AUTH PLAIN {secret}\r\n".encode()),
+        ("s", b"235 ok\r\n"),
+    ]
+    for reveal in (False, True):
+        engine, finished = _engine(reveal_secrets=reveal)
+        engine.feed(_talk(Wire().handshake(), dialogue).close().frames)
+        engine.finish_input(None)
+        text = json.dumps(conversation_record(finished[0]))
+        detail_text = repr(engine.detail(engine.snapshot().rows[0].key))
+        assert (secret in text) is reveal
+        assert ("secret-password" in detail_text) is False
+        assert (secret in detail_text) is reveal
+
+
+def test_transcript_and_packets_summaries() -> None:
+    engine, _ = _engine()
+    engine.feed(_talk(Wire().handshake(), PLAIN_DIALOGUE).frames)
+    detail = engine.detail(engine.snapshot().rows[0].key)
+    assert detail is not None
+    assert [packet.summary for packet in detail.packets[:4]] == ["[SYN]", "[SYN, ACK]", "[ACK]", "220 mx.example ESMTP"]
+    assert [packet.flags for packet in detail.packets[:3]] == ["S", "S.", "."]
+    assert detail.packets[3].seq == 1
+    assert [line.text for line in detail.transcript][:3] == ["220 mx.example ESMTP", "EHLO client.example", "250-mx.example"]
+    assert detail.capabilities == ("PIPELINING",)

@@ -1,0 +1,56 @@
+"""A TCP conversation built frame by frame, with sequence and ACK numbers kept right on both sides."""
+
+from __future__ import annotations
+
+from tests.decode.frames import CLIENT_V4, SERVER_V4, ethernet, ipv4, tcp
+
+from smtptop.capture.files import Frame
+from smtptop.decode.segment import ACK, FIN, PSH, RST, SYN
+
+
+class Wire:
+    """Ethernet frames of one IPv4 TCP connection between a client and a server."""
+
+    def __init__(self, client_port: int = 40000, server_port: int = 25, start: float = 1000.0,
+                 client_isn: int = 100, server_isn: int = 5000) -> None:
+        self.client_port = client_port
+        self.server_port = server_port
+        self.ts = start
+        self.seq = {"c": client_isn, "s": server_isn}
+        self.frames: list[Frame] = []
+
+    def _frame(self, side: str, flags: int, payload: bytes = b"", after: float = 0.001) -> Frame:
+        self.ts += after
+        other = "s" if side == "c" else "c"
+        ports = (self.client_port, self.server_port) if side == "c" else (self.server_port, self.client_port)
+        addresses = (CLIENT_V4, SERVER_V4) if side == "c" else (SERVER_V4, CLIENT_V4)
+        header = tcp(sport=ports[0], dport=ports[1], seq=self.seq[side], ack=self.seq[other], flags=flags)
+        data = ethernet(ipv4(header + payload, src=addresses[0], dst=addresses[1]))
+        frame = (self.ts, data, len(data))
+        self.frames.append(frame)
+        self.seq[side] = (self.seq[side] + len(payload) + (1 if flags & (SYN | FIN) else 0)) & 0xFFFFFFFF
+        return frame
+
+    def handshake(self) -> "Wire":
+        self._frame("c", SYN)
+        self._frame("s", SYN | ACK)
+        self._frame("c", ACK)
+        return self
+
+    def client(self, payload: bytes, after: float = 0.001) -> "Wire":
+        self._frame("c", ACK | PSH, payload, after)
+        return self
+
+    def server(self, payload: bytes, after: float = 0.001) -> "Wire":
+        self._frame("s", ACK | PSH, payload, after)
+        return self
+
+    def close(self) -> "Wire":
+        self._frame("c", FIN | ACK)
+        self._frame("s", FIN | ACK)
+        self._frame("c", ACK)
+        return self
+
+    def reset(self) -> "Wire":
+        self._frame("s", RST | ACK)
+        return self
