@@ -7,12 +7,12 @@ status 2, without a traceback.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import signal
 import sys
 import threading
 from importlib import resources
+from collections.abc import Callable
 from typing import NoReturn
 
 from smtptop import __version__
@@ -21,6 +21,7 @@ from smtptop.capture.files import CaptureReader, open_capture
 from smtptop.capture.live import LiveCapture
 from smtptop.config import (
     DEFAULT_BUFFER_KIB,
+    DEFAULT_LINGER_SECONDS,
     DEFAULT_SNAPLEN,
     SMTP_PORTS,
     CaptureConfig,
@@ -134,7 +135,7 @@ def parse_config(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
     live = not (args.read_file or args.demo)
     headless = args.json or args.report
     if live:
-        linger = HEADLESS_LINGER_SECONDS if headless else EngineConfig.linger_seconds
+        linger = HEADLESS_LINGER_SECONDS if headless else DEFAULT_LINGER_SECONDS
     else:
         linger = HEADLESS_LINGER_SECONDS if headless else float("inf")
     capture = CaptureConfig(
@@ -169,11 +170,12 @@ def open_source(config: Config) -> tuple[LiveCapture | CaptureReader, str]:
     return live, capture.interface
 
 
-def _compile_file_filter(expression: str, link_type: int) -> object:
+def _compile_file_filter(expression: str, link_type: int) -> Callable[[bytes], object]:
     import pcap
 
     try:
-        return pcap.bpf(expression.encode(), link_type).filter
+        matcher: Callable[[bytes], object] = pcap.bpf(expression.encode(), link_type).filter
+        return matcher
     except OSError:
         raise CaptureError(
             f"invalid capture filter {expression!r} for link type {link_type}; "

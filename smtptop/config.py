@@ -10,6 +10,7 @@ SMTP_PORTS = frozenset({25, 465, 587, 2525})
 # half the packets of a loopback SMTP load test, and 64 MiB dropped none.
 DEFAULT_BUFFER_KIB = 64 * 1024
 DEFAULT_SNAPLEN = 262144
+DEFAULT_LINGER_SECONDS = 120.0
 
 
 def default_filter(ports: frozenset[int]) -> str:
@@ -32,7 +33,7 @@ class CaptureConfig:
 class EngineConfig:
     smtp_ports: frozenset[int] = SMTP_PORTS
     reveal_secrets: bool = False
-    linger_seconds: float = 120.0  # how long a closed conversation stays listed, on the capture clock
+    linger_seconds: float = DEFAULT_LINGER_SECONDS  # how long a closed conversation stays listed, on the capture clock
     max_closed: int = 10_000  # closed conversations kept before the oldest are dropped
     frame_store_mib: int = 64  # captured frame bytes kept for the hex view, over all conversations
     hole_grace_seconds: float = 1.0  # how long a hole the peer has ACKed may wait for a late segment

@@ -177,7 +177,7 @@ def open_capture(path: str) -> CaptureReader:
     except OSError as error:
         raise CaptureError(f"-r {path}: cannot open ({error.strerror})") from None
     try:
-        return CaptureReader(io.BufferedReader(stream), path)  # type: ignore[arg-type]
+        return CaptureReader(io.BufferedReader(stream), path)
     except CaptureError:
         stream.close()
         raise

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from smtptop.decode.segment import ACK, FIN, RST, SYN, Segment
 from smtptop.direction import Direction
-from smtptop.engine.snapshot import ConversationRow, PacketRow, TranscriptLine
+from smtptop.engine.snapshot import ConversationRow, TranscriptLine
 from smtptop.smtp.conversation import SmtpConversation
 from smtptop.smtp.events import (
     Anomaly,
@@ -26,6 +26,8 @@ from smtptop.tcp.events import StreamData, StreamGap
 from smtptop.text.addresses import format_endpoint
 
 StreamItem = StreamData | StreamGap
+# VLAN tags, then the two (address, port) ends in sorted order, so both directions share a key.
+FlowKey = tuple[tuple[int, ...], tuple[bytes, int], tuple[bytes, int]]
 
 # How many first bytes of a chunk are enough to recognise SMTP by content,
 # and how far into each direction a conversation may still turn out to be SMTP.
@@ -73,7 +75,7 @@ class Conversation:
         self.finished = False  # reported to the headless output
         self.queued_for_eviction = False
         self.smtp_closed = False
-        self.flow_key: object = None
+        self.flow_key: FlowKey | None = None
         self.dirty = True
         self.row: ConversationRow | None = None
         self._pending: list[tuple[Direction, StreamItem, PacketRecord]] = []

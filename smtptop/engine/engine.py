@@ -17,8 +17,7 @@ from smtptop.capture.files import Frame
 from smtptop.config import EngineConfig
 from smtptop.decode.packet import Decoder
 from smtptop.decode.segment import ACK, SYN, Segment, flag_names
-from smtptop.direction import Direction
-from smtptop.engine.conversation import Conversation, PacketRecord
+from smtptop.engine.conversation import Conversation, FlowKey, PacketRecord
 from smtptop.engine.snapshot import (
     CaptureStats,
     ConversationDetail,
@@ -29,8 +28,6 @@ from smtptop.engine.snapshot import (
 from smtptop.tcp.connection import TcpConnection
 
 log = logging.getLogger(__name__)
-
-FlowKey = tuple[tuple[int, ...], tuple[bytes, int], tuple[bytes, int]]
 
 # Flows found not to be SMTP are remembered so their packets are skipped
 # cheaply; past this many the oldest are forgotten (and re-examined if they return).
@@ -154,9 +151,9 @@ class Engine:
         if len(self._ignored) > MAX_IGNORED_FLOWS:
             self._ignored.popitem(last=False)
 
-    def _retire(self, key: FlowKey, conversation: Conversation) -> None:
+    def _retire(self, key: FlowKey | None, conversation: Conversation) -> None:
         """Take a conversation out of the flow table; it stays listed until evicted."""
-        if self._flows.get(key) is conversation:
+        if key is not None and self._flows.get(key) is conversation:
             del self._flows[key]
 
     def _store(self, data: bytes) -> bytes | None:
