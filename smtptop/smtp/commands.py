@@ -68,3 +68,13 @@ def parse_bdat(arg: str) -> tuple[int, bool] | None:
     if len(words) == 2 and words[1].upper() != "LAST":
         return None
     return int(words[0]), len(words) == 2
+
+
+def has_binary_verb(line: bytes) -> bool:
+    """Return whether the first word of a command line has a byte outside printable ASCII.
+
+    Command codes are alphabetic (RFC 821 section 4.1.2), so such a word is binary
+    data sent on the command channel, not a command that some server might know.
+    """
+    verb = line.split(b" ", 1)[0]
+    return any(byte < 0x21 or byte > 0x7E for byte in verb)

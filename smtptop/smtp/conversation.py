@@ -22,14 +22,29 @@ Client bytes are read in one of four modes:
 - octets: a counted run of bytes, such as a BDAT chunk (RFC 3030 section 2);
 - encrypted: TLS records after STARTTLS or implicit TLS, not parsed.
 
+TLS is decided per direction. Before any greeting, a direction whose first bytes
+are a TLS record header (RFC 8446 section 5.1) is opaque from then on. The mode
+is ``TlsMode.IMPLICIT`` only when the server's first bytes are TLS. A client that
+starts TLS against a plaintext server stays opaque while the server's greeting
+and replies are still parsed: the mode stays ``TlsMode.NONE`` and the mismatch is
+counted as an anomaly. Only the ``implicit_tls`` argument makes both sides
+opaque from the start; a port number never does. Later, a TLS record where a
+command line should start is skipped whole by its length field and counted,
+because TLS may start only after a 220 reply to STARTTLS (RFC 3207 section 4).
+A line whose first word is not printable ASCII is binary data and is counted,
+not recorded as a command.
+
 The meaning of the client bytes after DATA, STARTTLS, AUTH and a SASL response
 depends on the server's reply: a body only after 354, TLS only after 220, SASL
 data only after 334. A server reads them only after replying, so this machine
 does the same: client parsing stops at such a command (the "gate") and resumes
-when its reply arrives. The held bytes keep their capture times. If the reply
-never comes (a one-sided capture, a lost segment), ``_assume_gate_reply`` guesses
-the usual outcome once the held bytes pass ``MAX_PARTIAL_LINE``, at a gap in the
-client stream, or at close.
+when its reply arrives. The held bytes keep their capture times. While the
+server has sent no byte at all (a one-sided capture), nothing is held:
+``_assume_gate_reply`` guesses the usual positive outcome (354, 220 or 334) as
+soon as client bytes follow the gate. If the server has spoken but the reply
+never comes (a lost segment), the guess is made once the held bytes pass
+``MAX_PARTIAL_LINE``, at a gap in the client stream, or at close. A real reply
+that arrives after the guess is paired but does not switch the client mode again.
 
 After a gap, a direction drops its partial line and resynchronises on the next
 line that parses: a known verb on the client side, a reply line on the server
@@ -52,6 +67,7 @@ from smtptop.smtp.commands import (
     HELLO_VERBS,
     KNOWN_VERBS,
     extract_path,
+    has_binary_verb,
     parse_bdat,
     split_command,
 )
@@ -77,6 +93,12 @@ from smtptop.smtp.events import (
 from smtptop.smtp.lines import MAX_LINE_OCTETS, MAX_PARTIAL_LINE, Line, StreamBuffer
 from smtptop.smtp.redact import MASK
 from smtptop.smtp.replies import ReplyAssembler, parse_reply_line
+from smtptop.smtp.tls_records import (
+    RECORD_HEADER_OCTETS,
+    is_tls_content_type,
+    record_size,
+    starts_like_tls_record,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -108,17 +130,9 @@ class _Pending:
     recipient: Recipient | None = None
     previous: Transaction | None = None  # the transaction a rejected MAIL falls back to
     bdat_last: bool = False
-
-
-def looks_like_tls_record(head: bytes) -> bool:
-    """Return whether bytes start like a TLS handshake record (RFC 8446 section 5.1)."""
-    return len(head) >= 3 and head[0] == 0x16 and head[1] == 0x03 and head[2] <= 0x04
-
-
-def is_tls_content_type(byte: int) -> bool:
-    # RFC 8446 section 5.1 and RFC 5246 section 6.2.1: ChangeCipherSpec (20),
-    # alert (21), handshake (22) and application data (23).
-    return 0x14 <= byte <= 0x17
+    # The client bytes after this gate command were read on a guessed reply, so the
+    # real reply, if it comes, must not switch the client mode a second time.
+    assumed: bool = False
 
 
 class SmtpConversation:
@@ -151,6 +165,8 @@ class SmtpConversation:
         self._greeting_done = False
         self._client_started = False
         self._server_started = False
+        self._client_tls_first = False  # the client's first bytes were a TLS record
+        self._server_seen = False  # any server byte or server gap so far
         self._closed = False
         self._client_resync = False
         self._server_resync = False
@@ -271,21 +287,26 @@ class SmtpConversation:
         self._client.clear()
         self._server.clear()
 
-    def _detect_implicit_tls(self, buffer: StreamBuffer, ts: float) -> bool | None:
-        """Check a direction's first bytes for a TLS record before any greeting.
+    def _detect_tls_first(self, direction: Direction, buffer: StreamBuffer, ts: float) -> bool | None:
+        """Check whether a direction's first bytes, before any greeting, are a TLS record.
 
-        Returns True when TLS was detected, False when the bytes are not TLS, and
-        None when too few bytes arrived to tell.
+        Returns True when they are, False when they are not, and None when too few
+        bytes arrived to tell. A TLS client makes only the client side opaque, and
+        the server's first bytes decide the mode. A TLS server means implicit TLS
+        for both sides, because a TLS server never speaks first (RFC 8446 section 2).
         """
-        head = buffer.peek(3)
-        if head[:1] != b"\x16":
-            return False
-        if len(head) < 3:
-            return None
-        if not looks_like_tls_record(head):
-            return False
-        self._start_implicit_tls()
-        self._out.append(TlsStarted(ts, TlsMode.IMPLICIT))
+        detected = starts_like_tls_record(buffer.peek(RECORD_HEADER_OCTETS))
+        if not detected:
+            return detected
+        if direction is S2C:
+            self._start_implicit_tls()
+            self._out.append(TlsStarted(ts, TlsMode.IMPLICIT))
+            return True
+        # NOTE: when the server never sends a byte, the mode stays NONE although
+        # the client may well have been speaking implicit TLS.
+        self._client_tls_first = True
+        self._client_mode = ClientMode.ENCRYPTED
+        buffer.clear()
         return True
 
     def _check_tls_after_starttls(self, direction: Direction, buffer: StreamBuffer) -> bool:
@@ -317,10 +338,8 @@ class SmtpConversation:
         self._client.append(data, ts)
         if not self._client_started:
             if not self._greeting_done and not self._server_started:
-                detected = self._detect_implicit_tls(self._client, ts)
-                if detected is None:
-                    return
-                if detected:
+                detected = self._detect_tls_first(C2S, self._client, ts)
+                if detected is None or detected:
                     return
             self._client_started = True
         if self._gate is not None and len(self._client) > MAX_PARTIAL_LINE:
@@ -330,7 +349,13 @@ class SmtpConversation:
 
     def _process_client(self) -> None:
         buffer = self._client
-        while len(buffer) and self._gate is None:
+        while len(buffer):
+            if self._gate is not None:
+                if self._server_seen:
+                    return
+                # No server byte at all so far: a one-sided capture, where no reply
+                # will ever arrive, so the held bytes are read on a guess now.
+                self._assume_gate_reply(buffer.ts_at(0))
             mode = self._client_mode
             if mode is ClientMode.ENCRYPTED:
                 buffer.clear()
@@ -348,15 +373,18 @@ class SmtpConversation:
     def _read_client_line(self) -> bool:
         """Read one command-mode line; return False when more bytes are needed."""
         buffer = self._client
-        head = buffer.peek(5)
-        if looks_like_tls_record(head):
-            # A TLS ClientHello without STARTTLS: skip the record by its length
-            # field so its bytes are not read as commands.
-            if len(head) < 5:
-                return False
-            self._anomaly("TLS record without STARTTLS", "", buffer.ts_at(0))
+        head = buffer.peek(RECORD_HEADER_OCTETS)
+        is_record = starts_like_tls_record(head)
+        if is_record is None:
+            return False
+        if is_record:
+            # RFC 3207 section 4: TLS starts only after a 220 reply to STARTTLS. A
+            # record sent without one is skipped whole by its length field, across
+            # chunks, so its bytes never become commands, and the lines after it
+            # are read again as commands.
+            self._anomaly("TLS without STARTTLS", "", buffer.ts_at(0))
             self._client_mode = ClientMode.OCTETS
-            self._octets_left = 5 + (head[3] << 8 | head[4])
+            self._octets_left = record_size(head)
             self._octets_owner = None
             return True
         line = buffer.read_line()
@@ -387,6 +415,12 @@ class SmtpConversation:
                 logger.debug("skipped a client line while resynchronising after a gap")
                 return
             self._client_resync = False
+        if has_binary_verb(line.content):
+            # Binary data, not a command, even when the server answers it with 500.
+            # NOTE: such a reply pairs with the next command instead when that
+            # command was sent before the reply arrived.
+            self._anomaly("binary data in command stream", f"{line.octets} octets", line.ts)
+            return
         self._check_line(line, "client")
         if not verb:
             self._anomaly("empty command line", "", line.ts)
@@ -609,6 +643,7 @@ class SmtpConversation:
         if gate is None:
             return
         self._gate = None
+        gate.assumed = True
         verb = gate.record.verb
         logger.debug("no reply to %s yet; reading the held client bytes on a guess", verb)
         if verb == "DATA":
@@ -622,16 +657,21 @@ class SmtpConversation:
     # ------------------------------------------------------------------ server side
 
     def _receive_server(self, data: bytes, ts: float) -> None:
+        self._server_seen = True
         if self._server_encrypted:
             return
         buffer = self._server
         buffer.append(data, ts)
         if not self._server_started:
             if not self._client_started:
-                detected = self._detect_implicit_tls(buffer, ts)
+                detected = self._detect_tls_first(S2C, buffer, ts)
                 if detected is None or detected:
                     return
             self._server_started = True
+            if self._client_tls_first:
+                # Implicit TLS against a plaintext server: the client side stays
+                # opaque, the server side is parsed, and tls_mode stays NONE.
+                self._anomaly("client started TLS against a plaintext greeting", "", ts)
             if self.phase is Phase.CONNECT:
                 self.phase = Phase.GREETING
         while len(buffer) and not self._server_encrypted:
@@ -647,6 +687,8 @@ class SmtpConversation:
         self._client.compact()
 
     def _server_gap(self) -> None:
+        # The server sent the missing bytes, so this is not a one-sided capture.
+        self._server_seen = True
         # NOTE: a reply lost in the gap goes unnoticed, so each later reply pairs
         # with the command before its own until the queue drains.
         self._server.clear()
@@ -715,16 +757,16 @@ class SmtpConversation:
         record = pending.record
         code = reply.code
         if record.kind is CommandKind.SASL_RESPONSE:
-            self._auth_reply(code)
+            self._auth_reply(code, pending.assumed)
         elif record.kind is CommandKind.END_OF_DATA:
             self._finish(pending.transaction, code, reply.ts)
             self._phase_after_reply(Phase.IDLE)
         elif record.verb in HELLO_VERBS:
             self._hello_reply(record.verb, reply)
         elif record.verb == "STARTTLS":
-            self._starttls_reply(reply)
+            self._starttls_reply(reply, pending.assumed)
         elif record.verb == "AUTH":
-            self._auth_reply(code)
+            self._auth_reply(code, pending.assumed)
         elif record.verb == "MAIL" and code // 100 != 2:
             self._finish(pending.transaction, code, reply.ts)
             if self._current is pending.transaction:
@@ -747,7 +789,7 @@ class SmtpConversation:
             offered = self.has_capability("STARTTLS")
             self.starttls = "offered" if offered else "not-offered"
 
-    def _starttls_reply(self, reply: ReplyRecord) -> None:
+    def _starttls_reply(self, reply: ReplyRecord, assumed: bool) -> None:
         # RFC 3207 section 4: only the 220 code starts TLS, whatever the reply text.
         if reply.code != 220:
             self.starttls = "refused"
@@ -756,13 +798,18 @@ class SmtpConversation:
         self.starttls = "accepted"
         self.tls_mode = TlsMode.STARTTLS
         self.phase = Phase.TLS
-        self._tls_check = {C2S, S2C}
+        self._tls_check.add(S2C)
+        if not assumed:
+            # After a guessed reply the client's next bytes were checked already.
+            self._tls_check.add(C2S)
         self._out.append(TlsStarted(reply.ts, TlsMode.STARTTLS))
 
-    def _auth_reply(self, code: int) -> None:
+    def _auth_reply(self, code: int, assumed: bool) -> None:
         # RFC 4954 section 4: 334 requests one more SASL response, and any other code ends AUTH.
         if code == 334:
-            self._sasl_expected = True
+            if not assumed:
+                # After a guessed 334 the response may have been read already.
+                self._sasl_expected = True
             self._sasl_guessed = False
             return
         self._sasl = None
@@ -772,7 +819,8 @@ class SmtpConversation:
     def _data_reply(self, pending: _Pending, reply: ReplyRecord) -> None:
         # RFC 5321 section 4.1.1.4: a body follows only a 354 reply.
         if reply.code == 354:
-            self._start_body(pending.transaction)
+            if not pending.assumed:
+                self._start_body(pending.transaction)
             return
         self._finish(pending.transaction, reply.code, reply.ts)
         self._phase_after_reply(Phase.IDLE)

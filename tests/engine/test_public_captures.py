@@ -128,23 +128,7 @@ def test_capture_runs_without_exception(path: Path) -> None:
         assert run.engine.detail(row.key) is not None
 
 
-# TODO: still wrong; each must pass before the dialogue checks are complete.
-KNOWN_WRONG = {
-    "smtp-sv-errors-mixed.pcap": "a TLS ClientHello sent without STARTTLS is parsed as command lines",
-    "smtp-zeek-one-side-only.pcap": "with no server bytes at all, client bytes after DATA stay held",
-    "smtps-465-ndpi-clienthello.pcapng": "the server's plaintext greeting is lost once the client starts TLS",
-    "smtps-465-plaintext-banner-rst.pcap": "the server's plaintext greeting is lost once the client starts TLS",
-}
-
-
-def _smtp_case(path: Path) -> object:
-    reason = KNOWN_WRONG.get(path.name)
-    if reason is None:
-        return path
-    return pytest.param(path, marks=pytest.mark.xfail(reason=reason, strict=True))
-
-
-@pytest.mark.parametrize("path", [_smtp_case(path) for path in SMTP_CAPTURES], ids=lambda path: path.name)
+@pytest.mark.parametrize("path", SMTP_CAPTURES, ids=lambda path: path.name)
 def test_smtp_dialogue_matches_tshark(path: Path) -> None:
     if path.name in TSHARK_UNREADABLE:
         pytest.skip("tshark stops at the damaged record")

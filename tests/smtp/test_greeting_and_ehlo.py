@@ -228,15 +228,20 @@ def test_implicit_tls_flag() -> None:
     assert dialogue.conv.greeting is None
 
 
-def test_implicit_tls_detected_from_client_hello() -> None:
+def test_implicit_tls_detected_from_both_hellos() -> None:
     dialogue = Dialogue()
     assert dialogue.client(b"\x16\x03", 0.1) == []
-    events = dialogue.client(b"\x01\x02\x00\x01\x00", 0.1)
+    assert dialogue.client(b"\x01\x02\x00\x01\x00", 0.1) == []
+    assert dialogue.conv.is_encrypted(Direction.CLIENT_TO_SERVER)
+    assert dialogue.conv.tls_mode is TlsMode.NONE
 
-    assert events == [TlsStarted(0.1, TlsMode.IMPLICIT)]
+    events = dialogue.server(b"\x16\x03\x03\x00\x10", 0.2)
+
+    assert events == [TlsStarted(0.2, TlsMode.IMPLICIT)]
     assert dialogue.conv.tls_mode is TlsMode.IMPLICIT
     assert dialogue.conv.phase is Phase.TLS
-    assert dialogue.server(b"\x16\x03\x03\x00\x10", 0.2) == []
+    assert dialogue.server(b"220 not parsed\r\n", 0.3) == []
+    assert dialogue.conv.anomalies == {}
 
 
 def test_client_hello_without_starttls() -> None:
@@ -249,7 +254,7 @@ def test_client_hello_without_starttls() -> None:
 
     assert dialogue.conv.tls_mode is TlsMode.NONE
     assert dialogue.conv.anomalies == {
-        "TLS record without STARTTLS": 1,
+        "TLS without STARTTLS": 1,
         "reply without command": 1,
     }
     assert dialogue.pairs()[-1] == ("QUIT", 221)

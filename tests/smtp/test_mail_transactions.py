@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from smtptop.smtp.events import BodyData, BodyEnd, Command, CommandKind, Phase
 
-from tests.smtp.helpers import Dialogue, greeted
+from tests.smtp.helpers import greeted
 
 
 def test_pipelined_mail_rcpt_data_refused() -> None:
@@ -255,16 +255,3 @@ def test_bdat_invalid_size() -> None:
 
     assert dialogue.conv.anomalies == {"invalid BDAT size": 1}
     assert [record.verb for record in dialogue.conv.commands] == ["EHLO", "BDAT", "NOOP"]
-
-
-def test_one_sided_capture_guesses_body_at_close() -> None:
-    dialogue = Dialogue()
-    dialogue.client(
-        b"EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\nhello\r\n.\r\nQUIT\r\n", 1.0
-    )
-    assert [record.verb for record in dialogue.conv.commands] == ["EHLO", "MAIL", "RCPT", "DATA"]
-
-    dialogue.close(2.0)
-    assert [record.verb for record in dialogue.conv.commands][-2:] == [".", "QUIT"]
-    assert dialogue.conv.transactions[0].data_bytes == 5
-    assert dialogue.conv.transactions[0].aborted_by == "close"
