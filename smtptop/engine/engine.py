@@ -69,11 +69,17 @@ class Engine:
         self._frame_budget = config.frame_store_mib * 1024 * 1024
         self._next_key = 1
         self.evicted_smtp = 0
+        self.snapshot_count = 0  # how often a front end asked; shows that a quiet display still refreshes
 
     # -- the capture side ------------------------------------------------
 
-    def feed(self, frames: list[Frame]) -> None:
-        """Process a batch of frames from the source, in capture order."""
+    def feed(self, frames: list[Frame], wall_clock: float | None = None) -> None:
+        """Process a batch of frames from the source, in capture order.
+
+        A live source passes the wall clock, so that closed conversations
+        age out (and reach the headless output) while the link is quiet;
+        capture timestamps alone stand still when no packet arrives.
+        """
         with self.lock:
             decode = self.decoder.decode
             for ts, data, wire_len in frames:
@@ -84,7 +90,7 @@ class Engine:
                 seg = decode(ts, self.packets, data)
                 if seg is not None:
                     self._on_segment(seg, data)
-            self._housekeeping()
+            self._housekeeping(max(self.now, wall_clock or 0.0))
 
     def set_drops(self, kernel: int, interface: int) -> None:
         with self.lock:
@@ -96,7 +102,8 @@ class Engine:
         with self.lock:
             self.input_finished = True
             self.error = error or self.error
-            for conversation in self._flows.values():
+            # Every listed conversation, including one whose addresses a new connection reused.
+            for conversation in list(self.conversations.values()):
                 conversation.finish(self.now)
                 if conversation.is_smtp:
                     self._report(conversation)
@@ -166,8 +173,7 @@ class Engine:
                 oldest.frame = None
         return data
 
-    def _housekeeping(self) -> None:
-        now = self.now
+    def _housekeeping(self, now: float) -> None:
         if self._with_holes:
             for conversation in list(self._with_holes):
                 conversation.expire(conversation.tcp.expire(now))
@@ -196,6 +202,7 @@ class Engine:
 
     def snapshot(self) -> Snapshot:
         with self.lock:
+            self.snapshot_count += 1
             rows = tuple(
                 _row(conversation)
                 for conversation in self.conversations.values()

@@ -11,6 +11,9 @@ import logging
 import threading
 import time
 
+# Reads after a stop request, to take in what the kernel still holds; bounded so a busy link cannot delay the exit.
+DRAIN_BATCHES = 20
+
 from smtptop.capture.errors import CaptureError
 from smtptop.capture.files import CaptureReader, Frame
 from smtptop.capture.live import LiveCapture
@@ -66,8 +69,13 @@ class CaptureRunner:
     def _run_live(self, capture: LiveCapture) -> None:
         while not self._stop.is_set():
             batch = capture.read_batch(POLL_SECONDS)
-            self.engine.feed(batch)
+            self.engine.feed(batch, wall_clock=time.time())
             self.engine.set_drops(*capture.drops())
+        for _ in range(DRAIN_BATCHES):
+            batch = capture.read_batch(0.0)
+            if not batch:
+                break
+            self.engine.feed(batch, wall_clock=time.time())
 
     def _run_file(self, reader: CaptureReader) -> None:
         pace = _Pacer() if self.realtime else None

@@ -60,13 +60,16 @@ def test_extra_port_is_smtp_before_any_byte() -> None:
 
 
 def test_port_reuse_starts_new_conversation() -> None:
-    engine, _ = _engine()
+    engine, finished = _engine()
     first = _talk(Wire(start=1000.0).handshake(), PLAIN_DIALOGUE).close()
     second = _talk(Wire(start=1010.0, client_isn=90000).handshake(), PLAIN_DIALOGUE)
     engine.feed(first.frames + second.frames)
     rows = engine.snapshot().rows
     assert len(rows) == 2
     assert [row.closed for row in rows] == [True, False]
+
+    engine.finish_input(None)
+    assert [conversation.key for conversation in finished] == [row.key for row in rows]
 
 
 def test_closed_conversation_lingers_then_reported_once() -> None:
