@@ -43,7 +43,7 @@ HEADLESS_LINGER_SECONDS = 2.0
 
 
 class UsageError(Exception):
-    """A command-line value that cannot work; the message says which and what to do."""
+    """A command-line value that cannot work; the message names it and the fix."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,7 +148,11 @@ def parse_config(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
         realtime=args.realtime or args.demo,
     )
     engine = EngineConfig(smtp_ports=ports, reveal_secrets=args.show_secrets, linger_seconds=linger)
-    output = "json" if args.json else "report" if args.report else "ui"
+    output = "ui"
+    if args.json:
+        output = "json"
+    elif args.report:
+        output = "report"
     return Config(capture=capture, engine=engine, stall_seconds=args.stall, demo=args.demo, output=output), args
 
 
@@ -235,7 +239,7 @@ def _run_headless(config: Config, source: LiveCapture | CaptureReader, name: str
     if isinstance(sink, ReportCollector):
         sink.write(sys.stdout)
     if engine.error:
-        # What was read before the damage is reported above; the status says the input was bad.
+        # What was read before the damage is reported above; the exit status marks the input as bad.
         print(f"smtptop: error: {engine.error}", file=sys.stderr)
         return USAGE_ERROR
     return 0

@@ -3,10 +3,10 @@
 The format is decided by the magic number, never by the file name: a
 ``.pcap`` file may hold pcapng, and ``-r -`` gives no name at all.
 
-Classic pcap is read here rather than with dpkt's reader, which turns
-nanosecond timestamps into ``Decimal`` on every packet, drops the original
-length, trusts any record length and returns a record cut short by the end
-of the file as if it were whole. pcapng goes through dpkt.
+Classic pcap is read here rather than with dpkt's reader (dpkt 1.9.8). That
+reader turns nanosecond timestamps into ``Decimal`` on every packet and drops
+the original length. It also trusts any record length, and returns a record
+cut short by the end of the file as if it were whole. pcapng goes through dpkt.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class CaptureReader:
     """Frames of one capture file or stream, read in batches.
 
     Reading stops at the first damaged or cut-short record; the frames
-    before it are kept, and ``error`` says what was wrong.
+    before it are kept, and ``error`` describes what was wrong.
     """
 
     def __init__(self, stream: BinaryIO, name: str) -> None:

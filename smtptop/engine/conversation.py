@@ -2,7 +2,7 @@
 
 A conversation is decided to be SMTP by its ports or by its first bytes.
 Until then the stream items are held in arrival order and replayed into
-the SMTP tracker once it exists, so nothing said before the decision is lost.
+the SMTP tracker once it exists, so no byte sent before the decision is lost.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class PacketRecord:
 
 
 class Conversation:
-    """Everything the engine knows about one TCP connection that may carry SMTP."""
+    """The engine's state for one TCP connection that may carry SMTP."""
 
     def __init__(self, key: int, tcp: TcpConnection, is_smtp: bool | None, reveal_secrets: bool) -> None:
         self.key = key
@@ -176,7 +176,7 @@ class Conversation:
             _merge_summary(record, by_record[id(record)])
 
     def give_up_sniffing(self) -> None:
-        """Decide "not SMTP" for a connection that closed before its bytes said otherwise."""
+        """Decide "not SMTP" for a connection that closed before its bytes showed SMTP."""
         if self.is_smtp is None:
             self._decide(False, 0)
 

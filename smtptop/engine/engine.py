@@ -2,7 +2,7 @@
 
 ``feed`` runs on the capture thread; ``snapshot`` and ``detail`` run on the
 UI's timer. Per-packet work is a header decode, a dict lookup and the
-protocol trackers' work on that packet's bytes; rows for the table are
+protocol trackers' work on that packet's bytes. Rows for the table are
 rebuilt only for conversations that changed since the last snapshot.
 """
 
@@ -29,8 +29,8 @@ from smtptop.tcp.connection import TcpConnection
 
 log = logging.getLogger(__name__)
 
-# Flows found not to be SMTP are remembered so their packets are skipped
-# cheaply; past this many the oldest are forgotten (and re-examined if they return).
+# Flows found not to be SMTP are remembered, so their packets are skipped
+# cheaply. Past this many, the oldest are forgotten and examined again if they return.
 MAX_IGNORED_FLOWS = 50_000
 
 
@@ -255,6 +255,7 @@ def _flow_key(seg: Segment) -> FlowKey:
 def _row(conversation: Conversation) -> ConversationRow:
     if not conversation.dirty and conversation.row is not None:
         return conversation.row
+
     tcp = conversation.tcp
     smtp = conversation.smtp
     last_command = ""
@@ -263,19 +264,22 @@ def _row(conversation: Conversation) -> ConversationRow:
     tls_mode = "none"
     messages = 0
     anomalies = conversation.truncated_frames
+
     if smtp is not None:
         if smtp.last_command is not None:
             last_command = smtp.last_command.summary(conversation.reveal_secrets)
         if smtp.last_reply is not None:
             last_reply = smtp.last_reply.lines[0] if smtp.last_reply.lines else str(smtp.last_reply.code)
         if tcp.closed:
-            # The SMTP phase the connection closed in says more than "closed" twice.
+            # The TCP stage tells how it closed (FIN or RST); an SMTP phase other
+            # than "closed", such as "rejected", stays in front of it.
             stage = tcp.stage.value if smtp.phase.value == "closed" else f"{smtp.phase.value}, {tcp.stage.value}"
         elif smtp.phase.value != "connect":
             stage = smtp.phase.value
         tls_mode = smtp.tls_mode.value
         messages = sum(1 for transaction in smtp.transactions if transaction.result == "accepted")
         anomalies += sum(smtp.anomalies.values())
+
     row = ConversationRow(
         key=conversation.key,
         client=conversation.client,

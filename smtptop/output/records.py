@@ -73,7 +73,7 @@ def conversation_record(conversation: Conversation) -> dict[str, Any]:
 
 
 def _command(command: CommandRecord, reveal: bool) -> dict[str, Any]:
-    """One client line: a command, a SASL response to a 334 challenge, or the end of a DATA body."""
+    """Build the record of one client line: a command, a SASL response, or the end of a DATA body."""
     shown = redact_command(command.verb, command.arg, reveal)
     return {
         "ts": command.ts,
