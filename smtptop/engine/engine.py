@@ -25,6 +25,7 @@ from smtptop.engine.snapshot import (
     PacketRow,
     Snapshot,
 )
+from smtptop.smtp.events import CommandKind, CommandRecord, Phase
 from smtptop.tcp.connection import TcpConnection
 
 log = logging.getLogger(__name__)
@@ -267,13 +268,13 @@ def _row(conversation: Conversation) -> ConversationRow:
 
     if smtp is not None:
         if smtp.last_command is not None:
-            last_command = smtp.last_command.summary(conversation.reveal_secrets)
+            last_command = _command_text(smtp.last_command, conversation.reveal_secrets)
         if smtp.last_reply is not None:
             last_reply = smtp.last_reply.lines[0] if smtp.last_reply.lines else str(smtp.last_reply.code)
         if tcp.closed:
-            # The TCP stage tells how it closed (FIN or RST); an SMTP phase other
-            # than "closed", such as "rejected", stays in front of it.
-            stage = tcp.stage.value if smtp.phase.value == "closed" else f"{smtp.phase.value}, {tcp.stage.value}"
+            # The TCP stage tells how it closed (FIN or RST), unless the SMTP
+            # phase says more, as "rejected" for a refused greeting does.
+            stage = tcp.stage.value if smtp.phase is Phase.CLOSED else smtp.phase.value
         elif smtp.phase.value != "connect":
             stage = smtp.phase.value
         tls_mode = smtp.tls_mode.value
@@ -300,6 +301,15 @@ def _row(conversation: Conversation) -> ConversationRow:
     conversation.row = row
     conversation.dirty = False
     return row
+
+
+def _command_text(command: CommandRecord, reveal: bool) -> str:
+    """Describe a client line for the table; the end-of-data dot and SASL lines get words."""
+    if command.kind is CommandKind.END_OF_DATA:
+        return "<end of data>"
+    if command.kind is CommandKind.SASL_RESPONSE:
+        return f"AUTH response {command.summary(reveal)}"
+    return command.summary(reveal)
 
 
 def _packet_row(conversation: Conversation, record: PacketRecord, link_type: int) -> PacketRow:

@@ -55,7 +55,7 @@ TRANSCRIPT_PREFIXES = {Direction.CLIENT_TO_SERVER: "C: ", Direction.SERVER_TO_CL
 
 
 def _cell(value: str, style: str) -> Text:
-    return Text(printable(value), style=style, no_wrap=True, end="")
+    return Text(printable(value), style=style, no_wrap=True, overflow="ellipsis", end="")
 
 
 def packet_cells(
@@ -153,6 +153,9 @@ class ConversationScreen(Screen[None]):
         self._tracked = True
         self._packets: dict[str, PacketRow] = {}
         self._dumped: PacketRow | None = None
+        # The app's timer can deliver a detail after the screen is pushed but before
+        # the tables inside its tabs exist. on_mount draws the detail kept until then.
+        self._mounted = False
 
     @property
     def smtptop(self) -> SmtpTopApp:
@@ -170,6 +173,7 @@ class ConversationScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._mounted = True
         self._apply_time_labels()
         self._render_detail()
         self.query_one("#packets", KeyedTable).focus()
@@ -181,7 +185,8 @@ class ConversationScreen(Screen[None]):
         else:
             self._detail = detail
             self._tracked = True
-        self._render_detail()
+        if self._mounted:
+            self._render_detail()
 
     def _render_detail(self) -> None:
         detail = self._detail

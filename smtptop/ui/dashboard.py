@@ -17,6 +17,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from smtptop.engine.snapshot import CaptureStats, ConversationRow, Snapshot
+from smtptop.smtp.events import Phase
+from smtptop.tcp.connection import TcpStage
 from smtptop.text.printable import printable
 from smtptop.text.timefmt import format_duration
 from smtptop.ui.keyed_table import Column, KeyedTable
@@ -25,20 +27,32 @@ if TYPE_CHECKING:
     from smtptop.ui.app import SmtpTopApp
 
 
+TLS_LABELS = {"none": "plain", "starttls": "STARTTLS", "implicit": "implicit"}
+
+# Wide enough for every TCP stage and SMTP phase name ("closed (FIN)", "end-of-data").
+# The rare "<phase>, <TCP stage>" of a connection that closed after a rejected
+# greeting is longer and is cut with an ellipsis.
+STAGE_WIDTH = max(len(value.value) for value in (*TcpStage, *Phase))
+
+# The free-text columns come last, as the command column does in top, and
+# share the width the other columns leave; see free_text_widths.
+FREE_TEXT_COLUMNS = ("last_command", "last_reply")
+MIN_FREE_TEXT_WIDTH = 10
+MAX_COMMAND_WIDTH = 48
+MAX_REPLY_WIDTH = 72
+
 CONVERSATION_COLUMNS = (
     Column("client", "client"),
     Column("server", "server"),
-    Column("TLS", "tls", 8),
-    Column("stage", "stage", 11),
-    Column("last command", "last_command"),
-    Column("last reply", "last_reply"),
+    Column("TLS", "tls", max(len(label) for label in TLS_LABELS.values())),
+    Column("stage", "stage", STAGE_WIDTH),
     Column("age", "age", 7),
     Column("idle", "idle", 7),
-    Column("msgs", "messages", 5),
+    Column("msgs", "messages", 4),
     Column("retrans", "retransmissions", 7),
+    Column("last command", "last_command", MIN_FREE_TEXT_WIDTH),
+    Column("last reply", "last_reply", MIN_FREE_TEXT_WIDTH),
 )
-
-TLS_LABELS = {"none": "plain", "starttls": "STARTTLS", "implicit": "implicit"}
 
 CLOSED_STYLE = "dim"
 STALLED_STYLE = "bold red"
@@ -73,20 +87,37 @@ def row_matches(row: ConversationRow, needle: str) -> bool:
 
 
 def _cell(value: str, style: str) -> Text:
-    return Text(printable(value), style=style, no_wrap=True, end="")
+    # A value wider than its column ends in "…", so a cut is visible.
+    return Text(printable(value), style=style, no_wrap=True, overflow="ellipsis", end="")
 
 
-def fixed_cells(row: ConversationRow) -> list[Text]:
-    """Build the cells of one conversation that do not depend on the clock."""
+def free_text_widths(free: int) -> tuple[int, int]:
+    """Split ``free`` columns of text between the last command and the last reply.
+
+    The reply gets three fifths because it is usually the longer text. Each
+    width is kept between ``MIN_FREE_TEXT_WIDTH`` and its maximum, so a narrow
+    terminal scrolls sideways instead of showing nothing.
+    """
+    command = min(MAX_COMMAND_WIDTH, max(MIN_FREE_TEXT_WIDTH, free * 2 // 5))
+    reply = min(MAX_REPLY_WIDTH, max(MIN_FREE_TEXT_WIDTH, free - command))
+    return command, reply
+
+
+def endpoint_cells(row: ConversationRow) -> list[Text]:
+    """Build the client, server, TLS and stage cells of one conversation."""
     style = CLOSED_STYLE if row.closed else ""
     return [
         _cell(row.client, style),
         _cell(row.server, style),
         _cell(TLS_LABELS.get(row.tls_mode, row.tls_mode), style),
         _cell(row.stage, style),
-        _cell(row.last_command, style),
-        _cell(row.last_reply, style),
     ]
+
+
+def dialogue_cells(row: ConversationRow) -> list[Text]:
+    """Build the last command and last reply cells of one conversation."""
+    style = CLOSED_STYLE if row.closed else ""
+    return [_cell(row.last_command, style), _cell(row.last_reply, style)]
 
 
 def clock_cells(row: ConversationRow, now: float, stall_seconds: float) -> list[Text]:
@@ -103,8 +134,8 @@ def clock_cells(row: ConversationRow, now: float, stall_seconds: float) -> list[
 
 
 def conversation_cells(row: ConversationRow, now: float, stall_seconds: float) -> list[Text]:
-    """Build all table cells of one conversation as seen at capture time ``now``."""
-    return fixed_cells(row) + clock_cells(row, now, stall_seconds)
+    """Build all table cells of one conversation at capture time ``now``, in column order."""
+    return endpoint_cells(row) + clock_cells(row, now, stall_seconds) + dialogue_cells(row)
 
 
 def header_text(
@@ -179,7 +210,7 @@ class DashboardScreen(Screen[None]):
         self._snapshot: Snapshot | None = None
         self._now = 0.0
         self._fetch_error: str | None = None
-        self._fixed_cache: dict[int, tuple[ConversationRow, list[Text]]] = {}
+        self._fixed_cache: dict[int, tuple[ConversationRow, list[Text], list[Text]]] = {}
         # Widget.is_mounted turns true only after on_mount returns, too late for on_mount itself.
         self._mounted = False
 
@@ -238,23 +269,41 @@ class DashboardScreen(Screen[None]):
         if needle:
             rows = tuple(row for row in rows if row_matches(row, needle))
         stall = self.smtptop.stall_seconds
-        table_rows = [
-            (str(row.key), self._fixed_cells(row) + clock_cells(row, self._now, stall))
-            for row in sort_rows(rows, self.row_order)
-        ]
+        table_rows = []
+        for row in sort_rows(rows, self.row_order):
+            endpoints, dialogue = self._fixed_cells(row)
+            cells = endpoints + clock_cells(row, self._now, stall) + dialogue
+            table_rows.append((str(row.key), cells))
         self.query_one("#conversations", KeyedTable).sync(table_rows)
+        # The client and server columns are measured when the table next idles, so
+        # the free-text columns are fitted after that too.
+        self.call_after_refresh(self._fit_free_text_columns)
         live_keys = {row.key for row in self._snapshot.rows}
         for key in [key for key in self._fixed_cache if key not in live_keys]:
             del self._fixed_cache[key]
 
-    def _fixed_cells(self, row: ConversationRow) -> list[Text]:
+    def _fixed_cells(self, row: ConversationRow) -> tuple[list[Text], list[Text]]:
         # Most rows do not change between two snapshots, so their text is built once.
         cached = self._fixed_cache.get(row.key)
         if cached is not None and cached[0] == row:
-            return cached[1]
-        cells = fixed_cells(row)
-        self._fixed_cache[row.key] = (row, cells)
-        return cells
+            return cached[1], cached[2]
+        endpoints, dialogue = endpoint_cells(row), dialogue_cells(row)
+        self._fixed_cache[row.key] = (row, endpoints, dialogue)
+        return endpoints, dialogue
+
+    def on_resize(self) -> None:
+        self._fit_free_text_columns()
+
+    def _fit_free_text_columns(self) -> None:
+        """Give the last command and last reply the width the other columns leave."""
+        if not self._mounted:
+            return
+        table = self.query_one("#conversations", KeyedTable)
+        others = table.render_width(exclude=FREE_TEXT_COLUMNS)
+        padding = 2 * table.cell_padding * len(FREE_TEXT_COLUMNS)
+        free = table.scrollable_content_region.width - others - padding
+        for key, width in zip(FREE_TEXT_COLUMNS, free_text_widths(free)):
+            table.set_column_width(key, width)
 
     def refresh_view(self) -> None:
         """Redraw the header and rows from the last snapshot, after a setting changed."""

@@ -48,8 +48,13 @@ def _signature(cell: Text) -> _CellSignature:
     return (cell.plain, str(cell.style))
 
 
+def _label(label: str) -> Text:
+    # A header cut to a narrow fixed width ends in "…" like the cells below it.
+    return Text(label, no_wrap=True, overflow="ellipsis")
+
+
 def _keyed(cell: Text, key: str) -> KeyedCell:
-    keyed = KeyedCell(cell.plain, style=cell.style, no_wrap=True, end="")
+    keyed = KeyedCell(cell.plain, style=cell.style, no_wrap=True, overflow=cell.overflow, end="")
     keyed.row_key = key
     return keyed
 
@@ -64,7 +69,7 @@ class KeyedTable(DataTable[Text]):
         # Columns are added here, not on mount, so a parent can fill the table
         # from its own on_mount handler.
         self._column_keys = [
-            self.add_column(column.label, key=column.key, width=column.width)
+            self.add_column(_label(column.label), key=column.key, width=column.width)
             for column in self._column_specs
         ]
 
@@ -85,7 +90,28 @@ class KeyedTable(DataTable[Text]):
 
     def set_column_label(self, key: str, label: str) -> None:
         """Rename a column header, for example when the time display changes."""
-        self.columns[ColumnKey(key)].label = Text(label)
+        self.columns[ColumnKey(key)].label = _label(label)
+        self.refresh()
+
+    def render_width(self, exclude: Sequence[str] = ()) -> int:
+        """Return the width of the columns with their padding, leaving out those in ``exclude``."""
+        return sum(
+            column.get_render_width(self)
+            for key, column in self.columns.items()
+            if key.value not in exclude
+        )
+
+    def set_column_width(self, key: str, width: int) -> None:
+        """Give a column a fixed width in cells; wider cells are cut as ``Text.overflow`` sets."""
+        column = self.columns[ColumnKey(key)]
+        if column.width == width and not column.auto_width:
+            return
+        column.width = width
+        column.auto_width = False
+        # NOTE: DataTable has no public call to resize a column, and its render caches
+        # do not include the width, so they are cleared here and the size recomputed.
+        self._clear_caches()
+        self._require_update_dimensions = True
         self.refresh()
 
     def sync(self, rows: Sequence[tuple[str, Sequence[Text]]]) -> None:
