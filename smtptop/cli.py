@@ -147,7 +147,9 @@ def parse_config(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
         promiscuous=not args.no_promiscuous,
         realtime=args.realtime or args.demo,
     )
-    engine = EngineConfig(smtp_ports=ports, reveal_secrets=args.show_secrets, linger_seconds=linger)
+    engine = EngineConfig(
+        smtp_ports=ports, reveal_secrets=args.show_secrets, linger_seconds=linger, stall_seconds=args.stall
+    )
     output = "ui"
     if args.json:
         output = "json"

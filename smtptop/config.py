@@ -37,6 +37,8 @@ class EngineConfig:
     max_closed: int = 10_000  # closed conversations kept before the oldest are dropped
     frame_store_mib: int = 64  # captured frame bytes kept for the hex view, over all conversations
     hole_grace_seconds: float = 1.0  # how long a hole the peer has ACKed may wait for a late segment
+    stall_seconds: float = 10.0  # a conversation waiting longer than this for its next move is stalled
+    traffic_window_seconds: float = 60.0  # the sliding window of the dashboard's rates and percentiles
 
 
 @dataclass(frozen=True, slots=True)

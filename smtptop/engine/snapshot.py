@@ -31,6 +31,11 @@ class ConversationRow:
     packets: int
     bytes: int  # wire payload bytes, both directions
     anomalies: int
+    # Who owes the next move and since when (capture time); None when nobody does (closed).
+    waiting_on: str | None = None  # "client" or "server"
+    waiting_since: float | None = None
+    waiting_for: str = ""  # what is owed, e.g. "reply to DATA end-of-data", "next command"
+    errors: int = 0  # 4xx and 5xx replies
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,7 @@ class CaptureStats:
 class Snapshot:
     stats: CaptureStats
     rows: tuple[ConversationRow, ...]
+    traffic: TrafficStats | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +88,8 @@ class TranscriptLine:
     direction: Direction | None  # None for notes made by smtptop itself
     text: str  # secrets masked unless the user asked to reveal them
     latency: float | None  # seconds from the command to this reply, on reply lines
+    frame_no: int | None = None  # the packet that completed this line, for selecting it
+    group: int | None = None  # pipelined commands sent together share a number (RFC 2920)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +100,41 @@ class ConversationDetail:
     transcript: tuple[TranscriptLine, ...]
     capabilities: tuple[str, ...]
     anomalies: tuple[str, ...]  # "bare LF line ending ×3", "truncated frame ×1"
+    # One line on what the conversation waits for, e.g. "server has not replied to DATA
+    # end-of-data for 47 s; client's last segment was ACKed"; "" when nothing is owed.
+    stall: str = ""
+    phases: tuple["PhaseLatency", ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseLatency:
+    """One measured phase of a conversation: TCP connect, banner wait, a command's reply, body transfer."""
+
+    phase: str  # "connect", "greeting", "EHLO", "MAIL", "RCPT", "DATA", "body", "end-of-data", "QUIT", "TLS", ...
+    start: float  # capture time the phase began
+    first_byte: float | None  # seconds to the first byte of the answer, when there is one
+    complete: float | None  # seconds to the complete answer; None while still waiting
+
+
+@dataclass(frozen=True, slots=True)
+class Percentiles:
+    count: int
+    p50: float
+    p95: float
+    p99: float
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficStats:
+    """Rates and latency percentiles over a sliding window of capture time, for the dashboard panel."""
+
+    window_seconds: float
+    conversations_per_second: float
+    messages_per_second: float
+    replies_by_class: tuple[tuple[str, int], ...]  # ("2xx", n), ("4xx", n), ("5xx", n)
+    phase_percentiles: tuple[tuple[str, Percentiles], ...]  # seconds, per phase name
+    conversation_rate_history: tuple[float, ...]  # one value per second, oldest first, for a sparkline
+    message_rate_history: tuple[float, ...]
+    top_error_servers: tuple[tuple[str, int], ...]  # server "ip:port" and its 4xx+5xx count
+    top_error_clients: tuple[tuple[str, int], ...]
+    slowest_servers: tuple[tuple[str, float], ...]  # server and its p95 reply latency in seconds
