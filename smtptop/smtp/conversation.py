@@ -51,6 +51,9 @@ line that parses: a known verb on the client side, a reply line on the server
 side. A gap inside a body or a BDAT chunk counts as body octets, and the body
 continues until its terminator or chunk end.
 
+Reply effects live in the ``ReplyEffects`` mixin (``reply_effects``), and the
+waiting state and phase timing in the ``Timing`` mixin (``timing``).
+
 Pure module: standard library and ``smtptop.direction`` only.
 """
 
@@ -58,8 +61,6 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from dataclasses import dataclass
-from enum import Enum
 
 from smtptop.direction import Direction
 from smtptop.smtp.auth import SaslExchange
@@ -82,6 +83,7 @@ from smtptop.smtp.events import (
     Event,
     GapNoted,
     Phase,
+    PhaseLatency,
     Recipient,
     Reply,
     ReplyRecord,
@@ -93,8 +95,11 @@ from smtptop.smtp.events import (
 from smtptop.smtp.lines import MAX_LINE_OCTETS, MAX_PARTIAL_LINE, Line, StreamBuffer
 from smtptop.smtp.redact import MASK
 from smtptop.smtp.replies import ReplyAssembler, parse_reply_line
+from smtptop.smtp.reply_effects import ClientMode, ReplyEffects, _Pending
+from smtptop.smtp.timing import Timing, command_phase, phase_start
 from smtptop.smtp.tls_records import (
     RECORD_HEADER_OCTETS,
+    RecordScanner,
     is_tls_content_type,
     record_size,
     starts_like_tls_record,
@@ -114,28 +119,7 @@ UNSOLICITED_CODES = frozenset({421, 451})
 GREETING_CODES = frozenset({220, 421, 554})  # RFC 5321 section 3.1 and 4.3.2
 
 
-class ClientMode(Enum):
-    COMMAND = "command"
-    BODY = "body"
-    OCTETS = "octets"
-    ENCRYPTED = "encrypted"
-
-
-@dataclass(slots=True)
-class _Pending:
-    """A client line waiting for its reply, with what the reply will update."""
-
-    record: CommandRecord
-    transaction: Transaction | None = None
-    recipient: Recipient | None = None
-    previous: Transaction | None = None  # the transaction a rejected MAIL falls back to
-    bdat_last: bool = False
-    # The client bytes after this gate command were read on a guessed reply, so the
-    # real reply, if it comes, must not switch the client mode a second time.
-    assumed: bool = False
-
-
-class SmtpConversation:
+class SmtpConversation(ReplyEffects, Timing):
     """The SMTP dialogue of one TCP connection, rebuilt from both byte streams."""
 
     def __init__(self, implicit_tls: bool = False, reveal_secrets: bool = False) -> None:
@@ -180,6 +164,21 @@ class SmtpConversation:
         self._body_size = 0
         self._body_at_start = False
         self._body_owner: Transaction | None = None
+        self._body_start: float | None = None  # the 354 reply, or the guess of it
+        self._body_first_ts: float | None = None
+        self._bodies: list[PhaseLatency] = []  # finished DATA bodies
+        self._group = 0  # the newest pipelined group number
+        self._session_over = False  # after a 221 reply to QUIT, or any 421 reply
+        self._established_ts: float | None = None
+        self._client_last_ts: float | None = None
+        # TLS handshake timing: record headers are scanned per direction until the
+        # first application data record of each (RFC 8446 section 5.1).
+        self._client_tls = RecordScanner()
+        self._server_tls = RecordScanner()
+        self._tls_start_ts: float | None = None  # the STARTTLS 220 reply
+        self._tls_last_sender: Direction | None = None
+        self._tls_last_ts = 0.0
+        self._tls_handshake_over = False
         self._implicit_pending = implicit_tls
         if implicit_tls:
             self._start_implicit_tls()
@@ -249,14 +248,47 @@ class SmtpConversation:
         """Client lines still waiting for a reply."""
         return len(self._pending)
 
+    def set_connection_established(self, ts: float) -> None:
+        """Note the capture time of the TCP handshake, from which the greeting is due."""
+        self._established_ts = ts
+
     @property
     def waiting_on(self) -> Direction | None:
-        """The side that owes the next move: the server while a reply is due, else the client."""
-        if self._closed or (self.tls_mode is not TlsMode.NONE and self._server_encrypted):
-            return None
-        if self._pending or not self._greeting_done:
-            return S2C
-        return C2S
+        """The side that owes the next move, or None when neither does or it cannot be seen."""
+        return self._waiting()[0]
+
+    @property
+    def waiting_since(self) -> float | None:
+        """Capture time at which the owed move became owed, or None when unknown."""
+        return self._waiting()[1]
+
+    @property
+    def waiting_for(self) -> str:
+        """The owed move in a few words, such as "reply to EHLO" or "next command"; "" if none."""
+        return self._waiting()[2]
+
+    def phase_latencies(self) -> list[PhaseLatency]:
+        """List the timed steps so far, ordered by start: replies, bodies and the TLS handshake.
+
+        Every command, SASL response and end-of-data runs from its send time to its
+        reply. A DATA body runs from the 354 reply to the end-of-data line. The TLS
+        phases run from the ClientHello to each side's first application data
+        record. The greeting is not here, because it is due from the TCP handshake.
+        """
+        phases = [command_phase(record) for record in self.commands]
+        phases += self._bodies
+        if self._client_mode is ClientMode.BODY and self._body_start is not None:
+            phases.append(self._body_phase(None))
+        hello = self._client_tls.first_handshake_ts
+        if hello is not None:
+            client_done = self._client_tls.first_application_data_ts
+            phases.append(PhaseLatency("TLS client", hello, None, client_done))
+            if self.tls_mode is not TlsMode.NONE:
+                server = self._server_tls
+                server_done = server.first_application_data_ts
+                phases.append(PhaseLatency("TLS server", hello, server.first_ts, server_done))
+        phases.sort(key=phase_start)
+        return phases
 
     def has_capability(self, keyword: str) -> bool:
         """Return whether the EHLO reply listed ``keyword`` (case-insensitive, first word only)."""
@@ -284,6 +316,8 @@ class SmtpConversation:
         self.phase = Phase.TLS
         self._client_mode = ClientMode.ENCRYPTED
         self._server_encrypted = True
+        self._tls_buffered(C2S, self._client)
+        self._tls_buffered(S2C, self._server)
         self._client.clear()
         self._server.clear()
 
@@ -306,6 +340,7 @@ class SmtpConversation:
         # the client may well have been speaking implicit TLS.
         self._client_tls_first = True
         self._client_mode = ClientMode.ENCRYPTED
+        self._tls_buffered(C2S, buffer)
         buffer.clear()
         return True
 
@@ -320,6 +355,7 @@ class SmtpConversation:
             return True
         self._tls_check.discard(direction)
         if is_tls_content_type(buffer.peek(1)[0]):
+            self._tls_buffered(direction, buffer)
             buffer.clear()
             if direction is C2S:
                 self._client_mode = ClientMode.ENCRYPTED
@@ -333,7 +369,9 @@ class SmtpConversation:
     # ------------------------------------------------------------------ client side
 
     def _receive_client(self, data: bytes, ts: float) -> None:
+        self._client_last_ts = ts
         if self._client_mode is ClientMode.ENCRYPTED:
+            self._tls_bytes(C2S, data, ts)
             return
         self._client.append(data, ts)
         if not self._client_started:
@@ -358,6 +396,7 @@ class SmtpConversation:
                 self._assume_gate_reply(buffer.ts_at(0))
             mode = self._client_mode
             if mode is ClientMode.ENCRYPTED:
+                self._tls_buffered(C2S, buffer)
                 buffer.clear()
                 return
             if mode is ClientMode.OCTETS:
@@ -428,11 +467,33 @@ class SmtpConversation:
         self._command(verb, arg, line.ts)
 
     def _record(self, record: CommandRecord) -> _Pending:
+        self._assign_group(record)
         self.commands.append(record)
         self.last_command = record
         pending = _Pending(record)
         self._pending.append(pending)
         return pending
+
+    def _assign_group(self, record: CommandRecord) -> None:
+        """Number the pipelined group of a client line (RFC 2920 section 3.1).
+
+        A line starts a new group when nothing was outstanding at its send time. A
+        line read late, because it was held behind a gate command, was sent before
+        that command's reply, so it joins the gate's group.
+        """
+        newest_reply = self.last_reply.ts if self.last_reply is not None else None
+        if not self._pending and (newest_reply is None or newest_reply <= record.ts):
+            self._group += 1
+            record.group = self._group
+            return
+        record.group = self._group
+        if record.kind is not CommandKind.COMMAND or not self._greeting_done:
+            return
+        # RFC 2920 section 3.1: without PIPELINING in the EHLO reply, the client must
+        # wait for each reply. With no server byte at all, no command ever got a
+        # reply, so a one-sided capture is no evidence of pipelining.
+        if self._server_seen and not self.has_capability("PIPELINING"):
+            self._anomaly("pipelining without PIPELINING", record.verb[:32], record.ts)
 
     def _command(self, verb: str, arg: str, ts: float) -> None:
         if not self._greeting_done:
@@ -548,8 +609,10 @@ class SmtpConversation:
         if transaction is self._current:
             self._current = None
 
-    def _start_body(self, transaction: Transaction | None) -> None:
+    def _start_body(self, transaction: Transaction | None, ts: float) -> None:
         self._client_mode = ClientMode.BODY
+        self._body_start = ts
+        self._body_first_ts = None
         self._body_size = 0
         self._body_at_start = True
         self._body_owner = transaction
@@ -562,6 +625,8 @@ class SmtpConversation:
         because they may be the start of a CRLF.CRLF split across chunks.
         """
         buffer = self._client
+        if self._body_first_ts is None:
+            self._body_first_ts = buffer.ts_at(0)
         if self._body_at_start:
             head = buffer.peek(3)
             if head == EMPTY_BODY:
@@ -589,6 +654,9 @@ class SmtpConversation:
         return True
 
     def _end_body(self, ts: float) -> None:
+        if self._body_start is not None:
+            self._bodies.append(self._body_phase(ts))
+            self._body_start = None
         transaction = self._body_owner
         if transaction is not None:
             transaction.data_bytes += self._body_size
@@ -604,6 +672,7 @@ class SmtpConversation:
 
     def _client_gap(self, length: int, ts: float) -> None:
         if self._client_mode is ClientMode.ENCRYPTED:
+            self._client_tls.lose_sync()
             return
         while self._gate is not None:
             # The held bytes came before the hole, so they are read now on a guess.
@@ -647,7 +716,7 @@ class SmtpConversation:
         verb = gate.record.verb
         logger.debug("no reply to %s yet; reading the held client bytes on a guess", verb)
         if verb == "DATA":
-            self._start_body(gate.transaction)
+            self._start_body(gate.transaction, ts)
         elif verb == "STARTTLS":
             self._tls_check.add(C2S)
         elif self._sasl is not None:
@@ -659,6 +728,7 @@ class SmtpConversation:
     def _receive_server(self, data: bytes, ts: float) -> None:
         self._server_seen = True
         if self._server_encrypted:
+            self._tls_bytes(S2C, data, ts)
             return
         buffer = self._server
         buffer.append(data, ts)
@@ -689,6 +759,8 @@ class SmtpConversation:
     def _server_gap(self) -> None:
         # The server sent the missing bytes, so this is not a one-sided capture.
         self._server_seen = True
+        if self._server_encrypted:
+            self._server_tls.lose_sync()
         # NOTE: a reply lost in the gap goes unnoticed, so each later reply pairs
         # with the command before its own until the queue drains.
         self._server.clear()
@@ -713,6 +785,9 @@ class SmtpConversation:
 
     def _reply(self, record: ReplyRecord) -> None:
         self.last_reply = record
+        if record.code == 421:
+            # RFC 5321 section 3.8: the server closes the connection after a 421.
+            self._session_over = True
         if not self._greeting_done:
             self._greeting_done = True
             if record.code in GREETING_CODES or not self._pending:
@@ -732,6 +807,8 @@ class SmtpConversation:
             return
         pending = self._pending.popleft()
         pending.record.reply = record
+        if pending.record.verb == "QUIT" and record.code == 221:
+            self._session_over = True
         self._out.append(self._reply_event(record, pending.record, False))
         self._apply_reply(pending, record)
         if self._gate is pending:
@@ -750,117 +827,3 @@ class SmtpConversation:
         elif record.code != 220:
             self._anomaly("unexpected greeting code", str(record.code), record.ts)
         self._out.append(self._reply_event(record, None, True))
-
-    # ------------------------------------------------------------------ reply effects
-
-    def _apply_reply(self, pending: _Pending, reply: ReplyRecord) -> None:
-        record = pending.record
-        code = reply.code
-        if record.kind is CommandKind.SASL_RESPONSE:
-            self._auth_reply(code, pending.assumed)
-        elif record.kind is CommandKind.END_OF_DATA:
-            self._finish(pending.transaction, code, reply.ts)
-            self._phase_after_reply(Phase.IDLE)
-        elif record.verb in HELLO_VERBS:
-            self._hello_reply(record.verb, reply)
-        elif record.verb == "STARTTLS":
-            self._starttls_reply(reply, pending.assumed)
-        elif record.verb == "AUTH":
-            self._auth_reply(code, pending.assumed)
-        elif record.verb == "MAIL" and code // 100 != 2:
-            self._finish(pending.transaction, code, reply.ts)
-            if self._current is pending.transaction:
-                self._current = pending.previous
-        elif record.verb == "RCPT" and pending.recipient is not None:
-            pending.recipient.code = code
-        elif record.verb == "DATA":
-            self._data_reply(pending, reply)
-        elif record.verb == "BDAT":
-            self._bdat_reply(pending, reply)
-
-    def _hello_reply(self, verb: str, reply: ReplyRecord) -> None:
-        if reply.code // 100 != 2:
-            return
-        if verb != "HELO":
-            # RFC 5321 section 4.1.1.1: the lines after the first are extension keywords.
-            keywords = (line[4:].strip().upper() for line in reply.lines[1:])
-            self.capabilities = tuple(keyword for keyword in keywords if keyword)
-        if self.starttls in ("unknown", "offered", "not-offered"):
-            offered = self.has_capability("STARTTLS")
-            self.starttls = "offered" if offered else "not-offered"
-
-    def _starttls_reply(self, reply: ReplyRecord, assumed: bool) -> None:
-        # RFC 3207 section 4: only the 220 code starts TLS, whatever the reply text.
-        if reply.code != 220:
-            self.starttls = "refused"
-            self._phase_after_reply(Phase.IDLE)
-            return
-        self.starttls = "accepted"
-        self.tls_mode = TlsMode.STARTTLS
-        self.phase = Phase.TLS
-        self._tls_check.add(S2C)
-        if not assumed:
-            # After a guessed reply the client's next bytes were checked already.
-            self._tls_check.add(C2S)
-        self._out.append(TlsStarted(reply.ts, TlsMode.STARTTLS))
-
-    def _auth_reply(self, code: int, assumed: bool) -> None:
-        # RFC 4954 section 4: 334 requests one more SASL response, and any other code ends AUTH.
-        if code == 334:
-            if not assumed:
-                # After a guessed 334 the response may have been read already.
-                self._sasl_expected = True
-            self._sasl_guessed = False
-            return
-        self._sasl = None
-        self._sasl_expected = False
-        self._phase_after_reply(Phase.IDLE)
-
-    def _data_reply(self, pending: _Pending, reply: ReplyRecord) -> None:
-        # RFC 5321 section 4.1.1.4: a body follows only a 354 reply.
-        if reply.code == 354:
-            if not pending.assumed:
-                self._start_body(pending.transaction)
-            return
-        self._finish(pending.transaction, reply.code, reply.ts)
-        self._phase_after_reply(Phase.IDLE)
-
-    def _bdat_reply(self, pending: _Pending, reply: ReplyRecord) -> None:
-        # RFC 3030 section 2: a failed chunk fails the message; the reply to the
-        # LAST chunk is the reply to the whole message.
-        if reply.code // 100 != 2 or pending.bdat_last:
-            self._finish(pending.transaction, reply.code, reply.ts)
-        if pending.bdat_last:
-            self._phase_after_reply(Phase.IDLE)
-
-    def _phase_after_reply(self, phase: Phase) -> None:
-        # The phase follows the client's newest line. A reply to an older pipelined
-        # command must not move it back, as a 250 to end-of-data after QUIT would.
-        if not self._pending and self.phase is not Phase.REJECTED:
-            self.phase = phase
-
-    # ------------------------------------------------------------------ transactions
-
-    def _finish(self, transaction: Transaction | None, code: int, ts: float) -> None:
-        if transaction is None or not transaction.is_open:
-            return
-        transaction.result_code = code
-        transaction.end_ts = ts
-        if code // 100 == 2:
-            transaction.result = "accepted"
-        elif code // 100 == 4:
-            transaction.result = "temp-failed"
-        else:
-            transaction.result = "rejected"
-
-    def _abort(self, transaction: Transaction, by: str, ts: float) -> None:
-        transaction.result = "aborted"
-        transaction.aborted_by = by
-        transaction.end_ts = ts
-
-    def _end_current(self, verb: str, ts: float) -> None:
-        # RFC 5321 sections 4.1.1.1 and 4.1.1.5: EHLO, HELO and RSET clear the
-        # transaction; QUIT ends the session with it.
-        if self._current is not None and self._current.is_open:
-            self._abort(self._current, verb, ts)
-        self._current = None

@@ -16,6 +16,7 @@ from enum import Enum
 
 from smtptop.direction import Direction
 from smtptop.smtp.redact import mask_sasl_response, redact_command
+from smtptop.smtp.reply_text import parse_enhanced_code
 
 
 class TlsMode(Enum):
@@ -70,6 +71,16 @@ class ReplyRecord:
         """Text of the first line after the code and separator, such as "2.0.0 Ok"."""
         return self.lines[0][4:] if self.lines else ""
 
+    @property
+    def enhanced(self) -> str | None:
+        """Enhanced status code of the first line, such as "5.1.1" (RFC 3463), or None."""
+        return parse_enhanced_code(self.code, self.text)
+
+    @property
+    def reply_class(self) -> str:
+        """Class of the reply code as "2xx", "3xx", "4xx" or "5xx" (RFC 5321 section 4.2.1)."""
+        return f"{self.code // 100}xx"
+
     def summary(self) -> str:
         """Format one line for lists: the first line, and the line count when there are more."""
         first = self.lines[0] if self.lines else str(self.code)
@@ -92,6 +103,9 @@ class CommandRecord:
     ts: float  # capture time of the chunk that completed the line
     kind: CommandKind = CommandKind.COMMAND
     reply: ReplyRecord | None = None
+    # Pipelined group (RFC 2920 section 3.1): lines sent while an earlier line of the
+    # group was still unanswered share its number. Numbers start at 1 per conversation.
+    group: int = 0
 
     @property
     def latency(self) -> float | None:
@@ -110,7 +124,7 @@ class CommandRecord:
         # The default repr would show AUTH credentials in logs and tracebacks.
         return (
             f"CommandRecord({self.summary()!r}, ts={self.ts}, kind={self.kind.value}, "
-            f"reply={self.reply!r})"
+            f"reply={self.reply!r}, group={self.group})"
         )
 
 
@@ -134,10 +148,38 @@ class Transaction:
     result: str = "open"  # "accepted", "temp-failed", "rejected", "aborted" or "open"
     end_ts: float | None = None
     aborted_by: str | None = None  # "RSET", "EHLO", "QUIT", "close"; None unless aborted
+    # Server's ID for the message, from a 2xx reply to end-of-data or BDAT LAST; see
+    # ``parse_queue_id`` for the reply formats recognised.
+    queue_id: str | None = None
 
     @property
     def is_open(self) -> bool:
         return self.result == "open"
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseLatency:
+    """How long one step of the conversation took, in capture-time seconds.
+
+    ``phase`` is a command verb, "end-of-data", "AUTH response", "body",
+    "TLS client" or "TLS server". ``first_byte`` and ``complete`` are None
+    while the step has not reached them.
+    """
+
+    phase: str
+    start: float
+    first_byte: float | None
+    complete: float | None
+
+    @property
+    def latency(self) -> float | None:
+        """Seconds from ``start`` to ``complete``, or None while incomplete."""
+        return None if self.complete is None else self.complete - self.start
+
+    @property
+    def first_byte_latency(self) -> float | None:
+        """Seconds from ``start`` to ``first_byte``, or None before it."""
+        return None if self.first_byte is None else self.first_byte - self.start
 
 
 # ---------------------------------------------------------------------------- events

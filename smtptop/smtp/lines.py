@@ -116,6 +116,21 @@ class StreamBuffer:
         self._discarding = True
         return True
 
+    def unconsumed_chunks(self) -> list[tuple[bytes, float]]:
+        """Split the unconsumed bytes at chunk boundaries, each part with its capture time."""
+        start = self._base + self._pos
+        first = max(bisect_right(self._mark_offsets, start) - 1, 0)
+        parts: list[tuple[bytes, float]] = []
+        for index in range(first, len(self._mark_offsets)):
+            low = max(self._mark_offsets[index], start) - self._base
+            if index + 1 < len(self._mark_offsets):
+                high = self._mark_offsets[index + 1] - self._base
+            else:
+                high = len(self._data)
+            if high > low:
+                parts.append((bytes(self._data[low:high]), self._mark_times[index]))
+        return parts
+
     def clear(self) -> None:
         """Drop every unconsumed byte, as after a hole in the stream."""
         self._pos = len(self._data)

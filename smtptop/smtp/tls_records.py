@@ -55,3 +55,82 @@ def fragment_length(head: bytes) -> int:
 def record_size(head: bytes) -> int:
     """Return the size on the wire of the record whose header starts ``head``: header and fragment."""
     return RECORD_HEADER_OCTETS + fragment_length(head)
+
+
+HANDSHAKE = 0x16
+APPLICATION_DATA = 0x17
+
+
+class RecordScanner:
+    """Follows the TLS record boundaries of one direction, reading headers only, never decrypting.
+
+    Each record's length field gives where the next header starts, so a chunk costs
+    one step per record in it, and records may span chunks. Scanning stops at the
+    first application data record, and also at a byte that is not a record header
+    or at a hole in the stream, because the boundaries are then lost.
+    """
+
+    __slots__ = (
+        "_header",
+        "_header_ts",
+        "_left",
+        "done",
+        "first_application_data_ts",
+        "first_handshake_ts",
+        "first_ts",
+    )
+
+    def __init__(self) -> None:
+        self._header = b""  # the start of a record header split across chunks
+        self._header_ts = 0.0  # capture time of the chunk with the header's first byte
+        self._left = 0  # fragment octets of the current record not seen yet
+        self.done = False
+        # Capture times of the chunk with the first byte of the first record, of the
+        # first handshake record and of the first application data record.
+        self.first_ts: float | None = None
+        self.first_handshake_ts: float | None = None
+        self.first_application_data_ts: float | None = None
+
+    def feed(self, data: bytes, ts: float) -> None:
+        """Scan the next bytes of the direction, captured at ``ts``."""
+        if self.done or not data:
+            return
+        if self.first_ts is None:
+            self.first_ts = ts
+        position = 0
+        size = len(data)
+        while position < size:
+            if self._left:
+                step = min(self._left, size - position)
+                self._left -= step
+                position += step
+                continue
+            if not self._header:
+                self._header_ts = ts
+            needed = RECORD_HEADER_OCTETS - len(self._header)
+            self._header += data[position : position + needed]
+            position += needed
+            if len(self._header) < RECORD_HEADER_OCTETS:
+                return
+            header, self._header = self._header, b""
+            if not self._read_header(header, self._header_ts):
+                return
+
+    def _read_header(self, header: bytes, ts: float) -> bool:
+        """Note one record header; return False once scanning is over."""
+        content_type = header[0]
+        if not is_tls_content_type(content_type) or header[1] != 0x03:
+            self.done = True
+            return False
+        if content_type == APPLICATION_DATA:
+            self.first_application_data_ts = ts
+            self.done = True
+            return False
+        if content_type == HANDSHAKE and self.first_handshake_ts is None:
+            self.first_handshake_ts = ts
+        self._left = fragment_length(header)
+        return True
+
+    def lose_sync(self) -> None:
+        """Stop scanning after a hole in the stream, where the record boundaries are lost."""
+        self.done = True

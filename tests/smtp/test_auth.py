@@ -129,3 +129,63 @@ def test_auth_continuation_looking_like_command() -> None:
 
     assert dialogue.conv.commands[-1].kind is CommandKind.SASL_RESPONSE
     assert [command.verb for command in dialogue.commands()] == ["EHLO", "AUTH"]
+
+
+def test_auth_login_user_as_initial_response() -> None:
+    dialogue = greeted(EHLO_AUTH)
+    dialogue.client(b"AUTH LOGIN " + b64("erin") + b"\r\n", 1.0)
+    dialogue.server(b"334 UGFzc3dvcmQ6\r\n", 1.1)
+    dialogue.client(b64(PASSWORD) + b"\r\n", 1.2)
+    dialogue.server(b"235 2.7.0 Authentication successful\r\n", 1.4)
+
+    challenges = [reply for reply in dialogue.replies() if reply.code == 334]
+    assert len(challenges) == 1
+    assert dialogue.pairs()[1:] == [("AUTH", 334), ("", 235)]
+    response = dialogue.conv.commands[-1]
+    assert response.kind is CommandKind.SASL_RESPONSE
+    assert response.summary() == "****"
+    assert dialogue.conv.auth_user == "****"
+    assert dialogue.conv._auth_user == "erin"
+    output = all_output(dialogue)
+    assert PASSWORD not in output
+    assert b64(PASSWORD).decode() not in output
+    assert "erin" not in output
+    assert dialogue.conv.phase is Phase.IDLE
+
+
+def test_auth_login_user_as_initial_response_revealed() -> None:
+    dialogue = Dialogue(reveal_secrets=True)
+    dialogue.server(b"220 mx\r\n", 0.0)
+    dialogue.client(b"AUTH LOGIN " + b64("erin") + b"\r\n", 1.0)
+    dialogue.server(b"334 UGFzc3dvcmQ6\r\n", 1.1)
+    dialogue.client(b64(PASSWORD) + b"\r\n", 1.2)
+    dialogue.server(b"235 2.7.0 ok\r\n", 1.4)
+
+    assert dialogue.conv.auth_user == "erin"
+    assert dialogue.summaries(reveal=True)[-2] == "AUTH response " + b64(PASSWORD).decode()
+
+
+def test_auth_plain_empty_password() -> None:
+    dialogue = Dialogue(reveal_secrets=True)
+    dialogue.server(b"220 mx\r\n", 0.0)
+    credentials = b64("\0frank\0")
+    dialogue.client(b"AUTH PLAIN " + credentials + b"\r\n", 1.0)
+    dialogue.server(b"535 5.7.8 Authentication credentials invalid\r\n", 1.1)
+
+    assert dialogue.conv.auth_user == "frank"
+    assert dialogue.pairs() == [("AUTH", 535)]
+
+
+def test_auth_plain_empty_password_masked() -> None:
+    dialogue = greeted(EHLO_AUTH)
+    dialogue.client(b"AUTH PLAIN\r\n", 1.0)
+    dialogue.server(b"334 \r\n", 1.1)
+    credentials = b64("\0frank\0")
+    dialogue.client(credentials + b"\r\n", 1.2)
+    dialogue.server(b"535 5.7.8 Authentication credentials invalid\r\n", 1.3)
+
+    assert dialogue.conv._auth_user == "frank"
+    assert dialogue.conv.auth_user == "****"
+    output = all_output(dialogue)
+    assert "frank" not in output
+    assert credentials.decode() not in output

@@ -29,6 +29,12 @@ SMTP_PIECES = [
     b"\n",
     b"\x16\x03\x01\x00\x02",
     b"*\r\n",
+    b"\x17\x03\x03\x00\x01x",
+    b"QUIT\r\n",
+    b"221 2.0.0 bye\r\n",
+    b"421 4.4.2 timeout\r\n",
+    b"250 2.0.0 Ok: queued as 4Z1Xk25Qmgz9sVW\r\n",
+    b"250 2.6.0 <m@h> [InternalId=1, Hostname=X] Queued mail for delivery\r\n",
 ]
 
 chunk = st.one_of(st.binary(max_size=64), st.sampled_from(SMTP_PIECES))
@@ -54,9 +60,22 @@ def test_fuzz_never_raises(steps: list[tuple[str, bytes, int]], implicit: bool) 
             conv.gap(Direction.CLIENT_TO_SERVER, length, ts)
         else:
             conv.gap(Direction.SERVER_TO_CLIENT, length, ts)
+        assert isinstance(conv.waiting_for, str)
+        since = conv.waiting_since
+        assert since is None or since <= ts
+        assert conv.waiting_on in (None, *Direction)
     conv.close(ts + 1)
 
     assert "parser error" not in conv.anomalies
     for record in conv.commands:
         record.summary()
+        if record.reply is not None:
+            assert record.reply.reply_class[0] in "2345"
+            enhanced = record.reply.enhanced
+            assert enhanced is None or enhanced[0] == record.reply.reply_class[0]
+    for phase in conv.phase_latencies():
+        latency = phase.latency
+        assert latency is None or isinstance(latency, float)
+    for transaction in conv.transactions:
+        assert transaction.queue_id is None or transaction.queue_id
     assert conv.phase.value

@@ -255,3 +255,19 @@ def test_bdat_invalid_size() -> None:
 
     assert dialogue.conv.anomalies == {"invalid BDAT size": 1}
     assert [record.verb for record in dialogue.conv.commands] == ["EHLO", "BDAT", "NOOP"]
+
+
+def test_bdat_last_refused_then_mail() -> None:
+    dialogue = greeted()
+    dialogue.client(b"BDAT 9 LAST\r\nMAIL FROM", 1.0)
+    dialogue.server(b"503 5.5.1 Error: need MAIL command\r\n", 1.1)
+    dialogue.client(b"MAIL FROM:<a@example.org>\r\n", 1.2)
+    dialogue.server(b"250 2.1.0 Ok\r\n", 1.3)
+
+    assert dialogue.pairs()[1:] == [("BDAT", 503), ("MAIL", 250)]
+    assert [command.verb for command in dialogue.commands()] == ["EHLO", "BDAT", "MAIL"]
+    assert BodyData(9, 1.0) in dialogue.events
+    (transaction,) = dialogue.conv.transactions
+    assert transaction.mail_from == "a@example.org"
+    assert transaction.is_open
+    assert dialogue.conv.anomalies == {}
