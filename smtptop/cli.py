@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import os
 import signal
 import sys
 import threading
@@ -17,7 +19,7 @@ from typing import NoReturn
 
 from smtptop import __version__
 from smtptop.capture.errors import CaptureError
-from smtptop.capture.files import CaptureReader, open_capture
+from smtptop.capture.files import CaptureReader, open_capture, open_stream
 from smtptop.capture.live import LiveCapture
 from smtptop.config import (
     DEFAULT_BUFFER_KIB,
@@ -46,8 +48,15 @@ class UsageError(Exception):
     """A command-line value that cannot work; the message names it and the fix."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other usage error here."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}; see smtptop --help")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="smtptop",
         description=(
             "Watch SMTP conversations live or from a capture file: who is talking, at what stage, "
@@ -94,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     view = parser.add_argument_group("display and output")
     view.add_argument(
-        "--stall", type=float, default=10.0, metavar="SECONDS",
+        "--stall", type=_seconds, default=10.0, metavar="SECONDS",
         help="highlight open conversations idle for longer than this (default 10)",
     )
     view.add_argument(
@@ -126,8 +135,6 @@ def parse_config(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
     for port in args.ports:
         if not 1 <= port <= 65535:
             raise UsageError(f"--port {port}: a TCP port is between 1 and 65535")
-    if args.stall <= 0:
-        raise UsageError(f"--stall {args.stall}: the stall threshold must be a positive number of seconds")
     if args.json and args.report:
         raise UsageError("--json and --report are exclusive: choose one headless output")
     ports = SMTP_PORTS | frozenset(args.ports)
@@ -146,6 +153,7 @@ def parse_config(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
         buffer_kib=args.buffer_kib,
         promiscuous=not args.no_promiscuous,
         realtime=args.realtime or args.demo,
+        rebase_to_now=args.demo,
     )
     engine = EngineConfig(
         smtp_ports=ports, reveal_secrets=args.show_secrets, linger_seconds=linger, stall_seconds=args.stall
@@ -164,8 +172,11 @@ def open_source(config: Config) -> tuple[LiveCapture | CaptureReader, str]:
     if config.demo:
         path = str(resources.files("smtptop.demo").joinpath(DEMO_CAPTURE))
         return open_capture(path), "demo"
-    if capture.read_file is not None:
+    if capture.read_file == "-" and config.output == "ui":
+        reader = _stdin_for_dashboard()
+    elif capture.read_file is not None:
         reader = open_capture(capture.read_file)
+    if capture.read_file is not None:
         if capture.bpf_filter:
             reader.frame_filter = _compile_file_filter(capture.bpf_filter, reader.link_type)
         return reader, reader.name
@@ -174,6 +185,32 @@ def open_source(config: Config) -> tuple[LiveCapture | CaptureReader, str]:
         capture.interface, capture.snaplen, capture.buffer_kib, capture.bpf_filter, capture.promiscuous
     )
     return live, capture.interface
+
+
+def _stdin_for_dashboard() -> CaptureReader:
+    """Read the capture from a copy of stdin and give fd 0 to the terminal, where the dashboard reads keys."""
+    try:
+        terminal = os.open("/dev/tty", os.O_RDWR)
+    except OSError:
+        raise UsageError(
+            "-r - with the dashboard needs a terminal for the keys; "
+            "read a stream without one with --json or --report"
+        ) from None
+    capture_fd = os.dup(0)
+    os.dup2(terminal, 0)
+    os.close(terminal)
+    return open_stream(os.fdopen(capture_fd, "rb"), "stdin")
+
+
+def _seconds(text: str) -> float:
+    """Parse --stall: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds, such as 10 or 2.5") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the stall threshold must be a positive number of seconds")
+    return value
 
 
 def _compile_file_filter(expression: str, link_type: int) -> Callable[[bytes], object]:
@@ -207,7 +244,9 @@ def _run(config: Config, source: LiveCapture | CaptureReader, name: str) -> int:
     bpf_filter = config.capture.bpf_filter or ""
     if config.output == "ui":
         engine = Engine(config.engine, source.link_type, name, bpf_filter)
-        runner = CaptureRunner(engine, source, realtime=config.capture.realtime)
+        runner = CaptureRunner(
+            engine, source, realtime=config.capture.realtime, rebase_to_now=config.capture.rebase_to_now
+        )
         from smtptop.ui.app import SmtpTopApp  # Textual is imported only for the UI.
 
         app = SmtpTopApp(runner, stall_seconds=config.stall_seconds, live=isinstance(source, LiveCapture) or config.demo)
@@ -232,7 +271,7 @@ def _run_headless(config: Config, source: LiveCapture | CaptureReader, name: str
         signal.signal(signal.SIGTERM, lambda *_: interrupted.set())
     runner.start()
     try:
-        while not interrupted.is_set() and runner.is_running():
+        while not interrupted.is_set() and runner.is_running() and not getattr(sink, "closed", False):
             interrupted.wait(0.1)
     except KeyboardInterrupt:
         pass
@@ -240,6 +279,10 @@ def _run_headless(config: Config, source: LiveCapture | CaptureReader, name: str
     engine.finish_input(None)
     if isinstance(sink, ReportCollector):
         sink.write(sys.stdout)
+    if getattr(sink, "closed", False):
+        # The reader of stdout left; point it at /dev/null so the flush at exit cannot fail too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     if engine.error:
         # What was read before the damage is reported above; the exit status marks the input as bad.
         print(f"smtptop: error: {engine.error}", file=sys.stderr)

@@ -27,6 +27,7 @@ class CaptureConfig:
     buffer_kib: int = DEFAULT_BUFFER_KIB
     promiscuous: bool = False
     realtime: bool = False  # replay a file at its recorded pace instead of as fast as possible
+    rebase_to_now: bool = False  # move a paced replay's capture times to the wall clock (the demo)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ import io
 import logging
 import struct
 import sys
+import zlib
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
@@ -63,7 +64,16 @@ class CaptureReader:
         """Yield lists of up to ``size`` frames until the input ends or breaks."""
         batch: list[Frame] = []
         accept = self.frame_filter
-        for frame in self._frames:
+        frames = self._frames
+        while True:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                break
+            except (EOFError, OSError, zlib.error) as error:
+                # A gzip stream cut short raises from inside the decompressor.
+                self.error = f"{self.name}: the compressed capture is cut short or damaged ({error})"
+                break
             if accept is not None and not accept(frame[1]):
                 continue
             batch.append(frame)
@@ -160,6 +170,11 @@ def _peek(stream: BinaryIO, size: int) -> bytes:
     if peek is None:
         raise CaptureError("internal: capture streams must be buffered")
     return bytes(peek(size)[:size])
+
+
+def open_stream(stream: BinaryIO, name: str) -> CaptureReader:
+    """Read a capture from an already open, buffered binary stream, such as a copy of stdin."""
+    return CaptureReader(stream, name)
 
 
 def open_capture(path: str) -> CaptureReader:

@@ -55,6 +55,7 @@ class LiveCapture:
                 "the filter uses tcpdump's syntax (see man pcap-filter)"
             ) from None
         self._handle.setnonblock(True)
+        self._closed = False
         self.link_type: int = self._handle.datalink()
         self.snaplen = snaplen
         self._fd = self._handle.fileno()
@@ -79,7 +80,11 @@ class LiveCapture:
         return dropped, interface_dropped
 
     def close(self) -> None:
-        self._handle.close()
+        # pypcap 1.3.0 passes a closed handle's NULL pointer to pcap_close again,
+        # which crashes the process, so a second close must not reach it.
+        if not self._closed:
+            self._closed = True
+            self._handle.close()
 
 
 def _open_failure(interface: str, reason: str) -> str:

@@ -28,19 +28,39 @@ POLL_SECONDS = 0.1
 class CaptureRunner:
     """Runs one source into one engine on a daemon thread."""
 
-    def __init__(self, engine: Engine, source: LiveCapture | CaptureReader, realtime: bool = False) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        source: LiveCapture | CaptureReader,
+        realtime: bool = False,
+        rebase_to_now: bool = False,
+    ) -> None:
         self.engine = engine
         self.source = source
         self.realtime = realtime
+        # A replay shown as live (the demo) moves capture times to the wall clock,
+        # so ages and idle times count from the replay, not from the recording.
+        self.rebase_to_now = rebase_to_now
         self._stop = threading.Event()
+        self._stopped = False
         self._thread = threading.Thread(target=self._run, name="smtptop-capture", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the capture thread and close the source; calling it again does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._stop.set()
-        self._thread.join(timeout=2.0)
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+        if self._thread.is_alive():
+            # Still blocked reading a quiet stream such as stdin. Closing the stream
+            # now would wait for that read; the daemon thread ends with the process.
+            log.debug("capture thread still reading at stop; leaving its source open")
+            return
         self.source.close()
 
     def is_running(self) -> bool:
@@ -51,6 +71,10 @@ class CaptureRunner:
 
     def detail(self, key: int) -> ConversationDetail | None:
         return self.engine.detail(key)
+
+    def set_reveal_secrets(self, reveal: bool) -> None:
+        """Show AUTH secrets unmasked in later snapshots and details, or mask them again."""
+        self.engine.set_reveal_secrets(reveal)
 
     def _run(self) -> None:
         try:
@@ -78,7 +102,7 @@ class CaptureRunner:
             self.engine.feed(batch, wall_clock=time.time())
 
     def _run_file(self, reader: CaptureReader) -> None:
-        pace = _Pacer() if self.realtime else None
+        pace = _Pacer(self.rebase_to_now) if self.realtime else None
         for batch in reader.batches():
             if self._stop.is_set():
                 return
@@ -88,16 +112,18 @@ class CaptureRunner:
             for frame in batch:
                 if not pace.wait_for(frame, self._stop):
                     return
-                self.engine.feed([frame])
+                self.engine.feed([pace.rebase(frame)])
         self.engine.finish_input(reader.error)
 
 
 class _Pacer:
     """Holds frames back until their capture time, relative to the first, has passed on the wall clock."""
 
-    def __init__(self) -> None:
+    def __init__(self, rebase_to_now: bool) -> None:
         self._first_ts: float | None = None
         self._start = 0.0
+        self._rebase_to_now = rebase_to_now
+        self._offset = 0.0
 
     def wait_for(self, frame: Frame, stop: threading.Event) -> bool:
         """Sleep until ``frame`` is due; return False if a stop was requested meanwhile."""
@@ -105,8 +131,16 @@ class _Pacer:
         if self._first_ts is None:
             self._first_ts = ts
             self._start = time.monotonic()
+            self._offset = time.time() - ts if self._rebase_to_now else 0.0
         due = self._start + max(0.0, ts - self._first_ts)
         delay = due - time.monotonic()
         if delay > 0:
             return not stop.wait(delay)
         return not stop.is_set()
+
+    def rebase(self, frame: Frame) -> Frame:
+        """Return the frame with its capture time moved by the replay's offset (zero unless rebasing)."""
+        if not self._offset:
+            return frame
+        ts, data, wire_len = frame
+        return ts + self._offset, data, wire_len

@@ -15,8 +15,15 @@ class JsonLinesWriter:
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self.written = 0
+        self.closed = False  # the reader went away, as ``| head -1`` does
 
     def __call__(self, conversation: Conversation) -> None:
-        self._stream.write(json.dumps(conversation_record(conversation), ensure_ascii=False) + "\n")
-        self._stream.flush()
+        if self.closed:
+            return
+        try:
+            self._stream.write(json.dumps(conversation_record(conversation), ensure_ascii=False) + "\n")
+            self._stream.flush()
+        except BrokenPipeError:
+            self.closed = True
+            return
         self.written += 1

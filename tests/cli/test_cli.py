@@ -112,7 +112,9 @@ def test_corrupt_file_reports_what_was_read_then_fails() -> None:
         (["-s", "0"], b"-s 0: the snaplen must be between"),
         (["-B", "0"], b"-B 0: the buffer size must be at least 1 KiB"),
         (["--port", "70000"], b"--port 70000: a TCP port is between 1 and 65535"),
-        (["--stall", "0"], b"--stall 0.0: the stall threshold must be"),
+        (["--stall", "0"], b"--stall: '0': the stall threshold must be a positive number"),
+        (["--stall", "nan"], b"--stall: 'nan': the stall threshold must be a positive number"),
+        (["--stall", "10s"], b"--stall: '10s' is not a number of seconds"),
         (["--demo", "-r", str(MULTI_MAIL)], b"--demo replays the bundled capture"),
         (["-r", str(MULTI_MAIL), "-i", "lo"], b"are exclusive"),
         (["--json", "--report", "-r", str(MULTI_MAIL)], b"--json and --report are exclusive"),
@@ -149,3 +151,36 @@ def test_files_have_no_default_filter() -> None:
     config, _ = parse_config(["-r", "x.pcap"])
     assert config.capture.bpf_filter is None
     assert config.capture.interface is None
+
+
+def test_cut_short_gzip_reports_cleanly(tmp_path: Path) -> None:
+    compressed = gzip.compress((PUBLIC_CAPTURES / "smtp-sv-data-rejected.pcap").read_bytes())
+    cut = tmp_path / "cut.pcap.gz"
+    cut.write_bytes(compressed[:3000])
+    result = run_smtptop("-r", str(cut), "--report")
+    assert result.returncode == 2
+    assert b"the compressed capture is cut short or damaged" in result.stderr
+    assert b"Traceback" not in result.stderr
+    assert b"SMTP conversation" in result.stdout
+
+
+def test_json_into_closed_pipe_exits_quietly() -> None:
+    command = f"{sys.executable} -m smtptop -r {PUBLIC_CAPTURES / 'smtp-zeek-auth-multi.pcap'} --json | head -1"
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, timeout=60, check=False)
+    assert result.returncode == 0
+    assert len(result.stdout.splitlines()) == 1
+    assert result.stderr == b""
+
+
+def test_stdin_dashboard_without_terminal_is_refused() -> None:
+    # A new session has no controlling terminal, so the dashboard has nowhere to read keys.
+    result = subprocess.run(
+        [sys.executable, "-m", "smtptop", "-r", "-"],
+        input=MULTI_MAIL.read_bytes(),
+        capture_output=True,
+        timeout=60,
+        check=False,
+        start_new_session=True,
+    )
+    assert result.returncode == 2
+    assert b"-r - with the dashboard needs a terminal" in result.stderr
