@@ -464,7 +464,8 @@ class SmtpConversation(ReplyEffects, Timing):
         if not verb:
             self._anomaly("empty command line", "", line.ts)
             return
-        self._command(verb, arg, line.ts)
+        spelled = text.partition(" ")[0]
+        self._command(verb, arg, line.ts, spelled if spelled != verb else "")
 
     def _record(self, record: CommandRecord) -> _Pending:
         self._assign_group(record)
@@ -495,10 +496,10 @@ class SmtpConversation(ReplyEffects, Timing):
         if self._server_seen and not self.has_capability("PIPELINING"):
             self._anomaly("pipelining without PIPELINING", record.verb[:32], record.ts)
 
-    def _command(self, verb: str, arg: str, ts: float) -> None:
+    def _command(self, verb: str, arg: str, ts: float, spelled: str = "") -> None:
         if not self._greeting_done:
             self._anomaly("command before greeting", verb, ts)
-        record = CommandRecord(verb, arg, ts)
+        record = CommandRecord(verb, arg, ts, spelled=spelled)
         pending = self._record(record)
         self._out.append(Command(verb, arg, ts, record))
         if verb in HELLO_VERBS:

@@ -106,6 +106,9 @@ class CommandRecord:
     # Pipelined group (RFC 2920 section 3.1): lines sent while an earlier line of the
     # group was still unanswered share its number. Numbers start at 1 per conversation.
     group: int = 0
+    # The verb as the client spelled it ("ehlo", "Mail"), kept for display when it
+    # differs from ``verb``, so a client's quirks stay visible as in a packet dump.
+    spelled: str = ""
 
     @property
     def latency(self) -> float | None:
@@ -118,7 +121,7 @@ class CommandRecord:
         return None if self.reply is None else self.reply.first_ts - self.ts
 
     def summary(self, reveal: bool = False) -> str:
-        return redact_command(self.verb, self.arg, reveal)
+        return redact_command(self.verb, self.arg, reveal, self.spelled)
 
     def __repr__(self) -> str:
         # The default repr would show AUTH credentials in logs and tracebacks.
@@ -195,7 +198,7 @@ class Command:
     record: CommandRecord
 
     def summary(self, reveal: bool = False) -> str:
-        return redact_command(self.verb, self.arg, reveal)
+        return self.record.summary(reveal)
 
     def __repr__(self) -> str:
         return f"Command({self.summary()!r}, ts={self.ts})"
