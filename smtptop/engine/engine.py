@@ -2,7 +2,8 @@
 
 ``feed`` runs on the capture thread; ``snapshot`` and ``detail`` run on the
 UI's timer. Per-packet work is a header decode, a dict lookup and the
-protocol trackers' work on that packet's bytes. Rows for the table are
+protocol trackers' work on that packet's bytes. The traffic meter is fed on
+events (a reply, an accepted message) and never rescanned. Rows for the table are
 rebuilt only for conversations that changed since the last snapshot.
 """
 
@@ -18,6 +19,7 @@ from smtptop.config import EngineConfig
 from smtptop.decode.packet import Decoder
 from smtptop.decode.segment import ACK, SYN, Segment, flag_names
 from smtptop.engine.conversation import Conversation, FlowKey, PacketRecord
+from smtptop.engine.phases import conversation_phases
 from smtptop.engine.snapshot import (
     CaptureStats,
     ConversationDetail,
@@ -25,6 +27,8 @@ from smtptop.engine.snapshot import (
     PacketRow,
     Snapshot,
 )
+from smtptop.engine.waits import stall_text
+from smtptop.metrics.traffic import TrafficMeter
 from smtptop.smtp.events import CommandKind, CommandRecord, Phase
 from smtptop.tcp.connection import TcpConnection
 
@@ -55,7 +59,10 @@ class Engine:
         self.on_finished = on_finished
         self.packets = 0
         self.bytes = 0
-        self.now = 0.0
+        self.now = 0.0  # the newest capture time
+        self.wall_clock: float | None = None  # the newest wall clock a live source passed to ``feed``
+        self.reveal_secrets = config.reveal_secrets  # for the screens; see ``set_reveal_secrets``
+        self.meter = TrafficMeter(config.traffic_window_seconds)
         self.kernel_drops: int | None = None
         self.interface_drops: int | None = None
         self.error: str | None = None
@@ -82,6 +89,8 @@ class Engine:
         capture timestamps alone stand still when no packet arrives.
         """
         with self.lock:
+            if wall_clock is not None:
+                self.wall_clock = wall_clock
             decode = self.decoder.decode
             for ts, data, wire_len in frames:
                 self.packets += 1
@@ -91,7 +100,23 @@ class Engine:
                 seg = decode(ts, self.packets, data)
                 if seg is not None:
                     self._on_segment(seg, data)
-            self._housekeeping(max(self.now, wall_clock or 0.0))
+            self._housekeeping(self._clock())
+
+    def _clock(self) -> float:
+        """Return "now" for waits and ages: the newest capture time, or the wall clock of a live source if later."""
+        return max(self.now, self.wall_clock or 0.0)
+
+    def set_reveal_secrets(self, reveal: bool) -> None:
+        """Show AUTH secrets on the screens (rows, transcript, packets, frames) or mask them again.
+
+        The headless output keeps following ``EngineConfig.reveal_secrets``.
+        """
+        with self.lock:
+            if reveal == self.reveal_secrets:
+                return
+            self.reveal_secrets = reveal
+            for conversation in self.conversations.values():
+                conversation.dirty = True
 
     def set_drops(self, kernel: int, interface: int) -> None:
         with self.lock:
@@ -144,7 +169,7 @@ class Engine:
         ports = self.config.smtp_ports
         tcp = TcpConnection.open(seg, ports)
         is_smtp = True if tcp.server[1] in ports else None
-        conversation = Conversation(self._next_key, tcp, is_smtp, self.config.reveal_secrets)
+        conversation = Conversation(self._next_key, tcp, is_smtp, self.config.reveal_secrets, self.meter)
         conversation.flow_key = key
         self._next_key += 1
         self._flows[key] = conversation
@@ -177,7 +202,7 @@ class Engine:
     def _housekeeping(self, now: float) -> None:
         if self._with_holes:
             for conversation in list(self._with_holes):
-                conversation.expire(conversation.tcp.expire(now))
+                conversation.expire(conversation.tcp.expire(now), now)
                 if not conversation.tcp.has_pending_holes:
                     self._with_holes.discard(conversation)
         self._evict(now)
@@ -197,6 +222,7 @@ class Engine:
     def _report(self, conversation: Conversation) -> None:
         if self.on_finished is not None and not conversation.finished and conversation.is_smtp:
             conversation.finished = True
+            conversation.reported_at = self._clock()
             self.on_finished(conversation)
 
     # -- the display side ------------------------------------------------
@@ -204,8 +230,9 @@ class Engine:
     def snapshot(self) -> Snapshot:
         with self.lock:
             self.snapshot_count += 1
+            reveal = self.reveal_secrets
             rows = tuple(
-                _row(conversation)
+                _row(conversation, reveal)
                 for conversation in self.conversations.values()
                 if conversation.is_smtp
             )
@@ -224,7 +251,8 @@ class Engine:
                 now=self.now,
                 error=self.error,
             )
-        return Snapshot(stats, rows)
+            traffic = self.meter.snapshot(self._clock())
+        return Snapshot(stats, rows, traffic)
 
     def detail(self, key: int) -> ConversationDetail | None:
         with self.lock:
@@ -232,18 +260,23 @@ class Engine:
             if conversation is None or not conversation.is_smtp:
                 return None
             tcp = conversation.tcp
-            packets = tuple(_packet_row(conversation, record, self.link_type) for record in conversation.packets)
+            reveal = self.reveal_secrets
+            packets = tuple(
+                _packet_row(conversation, record, self.link_type, reveal) for record in conversation.packets
+            )
             smtp = conversation.smtp
             anomalies = [f"{name} ×{count}" for name, count in (smtp.anomalies.items() if smtp else ())]
             if conversation.truncated_frames:
                 anomalies.append(f"frame cut by the snaplen ×{conversation.truncated_frames}")
             return ConversationDetail(
-                row=_row(conversation),
+                row=_row(conversation, reveal),
                 tcp_stage=tcp.stage.value,
                 packets=packets,
-                transcript=tuple(conversation.transcript),
+                transcript=conversation.transcript_lines(reveal),
                 capabilities=tuple(smtp.capabilities) if smtp else (),
                 anomalies=tuple(anomalies),
+                stall=stall_text(conversation.wait, conversation.trails, self._clock()),
+                phases=conversation_phases(tcp, smtp),
             )
 
 
@@ -253,7 +286,7 @@ def _flow_key(seg: Segment) -> FlowKey:
     return (seg.vlans, one, other) if one < other else (seg.vlans, other, one)
 
 
-def _row(conversation: Conversation) -> ConversationRow:
+def _row(conversation: Conversation, reveal: bool) -> ConversationRow:
     if not conversation.dirty and conversation.row is not None:
         return conversation.row
 
@@ -265,10 +298,11 @@ def _row(conversation: Conversation) -> ConversationRow:
     tls_mode = "none"
     messages = 0
     anomalies = conversation.truncated_frames
+    wait = conversation.wait
 
     if smtp is not None:
         if smtp.last_command is not None:
-            last_command = _command_text(smtp.last_command, conversation.reveal_secrets)
+            last_command = _command_text(smtp.last_command, reveal)
         if smtp.last_reply is not None:
             last_reply = smtp.last_reply.lines[0] if smtp.last_reply.lines else str(smtp.last_reply.code)
         if tcp.closed:
@@ -297,6 +331,10 @@ def _row(conversation: Conversation) -> ConversationRow:
         packets=len(conversation.packets),
         bytes=conversation.payload_bytes,
         anomalies=anomalies,
+        waiting_on=wait.side if wait is not None else None,
+        waiting_since=wait.since if wait is not None else None,
+        waiting_for=wait.owed if wait is not None else "",
+        errors=conversation.errors,
     )
     conversation.row = row
     conversation.dirty = False
@@ -312,7 +350,7 @@ def _command_text(command: CommandRecord, reveal: bool) -> str:
     return command.summary(reveal)
 
 
-def _packet_row(conversation: Conversation, record: PacketRecord, link_type: int) -> PacketRow:
+def _packet_row(conversation: Conversation, record: PacketRecord, link_type: int, reveal: bool) -> PacketRow:
     tcp = conversation.tcp
     direction = record.direction
     seq = tcp.relative_seq(direction, record.seq)
@@ -326,7 +364,7 @@ def _packet_row(conversation: Conversation, record: PacketRecord, link_type: int
         ack=ack,
         length=record.length,
         window=record.window,
-        summary=record.summary,
-        frame=conversation.masked_frame(record.frame),
+        summary=record.revealed_summary if reveal and record.revealed_summary is not None else record.summary,
+        frame=conversation.masked_frame(record.frame, reveal),
         link_type=link_type,
     )

@@ -11,6 +11,21 @@ from dataclasses import dataclass
 
 from smtptop.direction import Direction
 
+# Defined in the pure metrics package and re-exported here, beside the other records the UI reads.
+from smtptop.metrics.stats import Percentiles, TrafficStats
+
+__all__ = [
+    "CaptureStats",
+    "ConversationDetail",
+    "ConversationRow",
+    "PacketRow",
+    "Percentiles",
+    "PhaseLatency",
+    "Snapshot",
+    "TrafficStats",
+    "TranscriptLine",
+]
+
 
 @dataclass(frozen=True, slots=True)
 class ConversationRow:
@@ -103,7 +118,7 @@ class ConversationDetail:
     # One line on what the conversation waits for, e.g. "server has not replied to DATA
     # end-of-data for 47 s; client's last segment was ACKed"; "" when nothing is owed.
     stall: str = ""
-    phases: tuple["PhaseLatency", ...] = ()
+    phases: tuple[PhaseLatency, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,27 +129,3 @@ class PhaseLatency:
     start: float  # capture time the phase began
     first_byte: float | None  # seconds to the first byte of the answer, when there is one
     complete: float | None  # seconds to the complete answer; None while still waiting
-
-
-@dataclass(frozen=True, slots=True)
-class Percentiles:
-    count: int
-    p50: float
-    p95: float
-    p99: float
-
-
-@dataclass(frozen=True, slots=True)
-class TrafficStats:
-    """Rates and latency percentiles over a sliding window of capture time, for the dashboard panel."""
-
-    window_seconds: float
-    conversations_per_second: float
-    messages_per_second: float
-    replies_by_class: tuple[tuple[str, int], ...]  # ("2xx", n), ("4xx", n), ("5xx", n)
-    phase_percentiles: tuple[tuple[str, Percentiles], ...]  # seconds, per phase name
-    conversation_rate_history: tuple[float, ...]  # one value per second, oldest first, for a sparkline
-    message_rate_history: tuple[float, ...]
-    top_error_servers: tuple[tuple[str, int], ...]  # server "ip:port" and its 4xx+5xx count
-    top_error_clients: tuple[tuple[str, int], ...]
-    slowest_servers: tuple[tuple[str, float], ...]  # server and its p95 reply latency in seconds

@@ -9,7 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from smtptop.engine.conversation import Conversation
-from smtptop.smtp.events import CommandKind, CommandRecord
+from smtptop.engine.phases import conversation_phases
+from smtptop.smtp.commands import extract_path
+from smtptop.smtp.conversation import SmtpConversation
+from smtptop.smtp.events import CommandKind, CommandRecord, Recipient, ReplyRecord
 from smtptop.smtp.redact import redact_command
 
 
@@ -51,13 +54,15 @@ def conversation_record(conversation: Conversation) -> dict[str, Any]:
     record["capabilities"] = list(smtp.capabilities)
     record["auth_user"] = smtp.auth_user  # masked by the smtp package unless revealing
     record["commands"] = [_command(command, reveal) for command in smtp.commands]
+    rcpt_replies = _recipient_replies(smtp)
     record["transactions"] = [
         {
             "mail_from": transaction.mail_from,
-            "rcpt": [{"addr": rcpt.addr, "code": rcpt.code} for rcpt in transaction.rcpts],
+            "rcpt": [_recipient(rcpt, rcpt_replies.get(id(rcpt))) for rcpt in transaction.rcpts],
             "data_bytes": transaction.data_bytes,
             "result_code": transaction.result_code,
             "result": transaction.result,
+            "queue_id": transaction.queue_id,
         }
         for transaction in smtp.transactions
     ]
@@ -67,8 +72,63 @@ def conversation_record(conversation: Conversation) -> dict[str, Any]:
         if reply.command is None and not reply.is_greeting
     ]
     record["phase"] = smtp.phase.value
+    record["phases"] = [
+        {
+            "phase": phase.phase,
+            "start": phase.start,
+            "first_byte_ms": _ms(phase.first_byte),
+            "latency_ms": _ms(phase.complete),
+        }
+        for phase in conversation_phases(tcp, smtp)
+    ]
+    record["stalled"] = _stalled(conversation)
     record["anomalies"] = dict(smtp.anomalies)
     return record
+
+
+def _stalled(conversation: Conversation) -> dict[str, Any]:
+    """Describe the move still owed when the conversation was reported, and the longest wait it had."""
+    wait = conversation.wait
+    now = conversation.reported_at if conversation.reported_at is not None else conversation.last_seen
+    return {
+        "waiting_on": wait.side if wait is not None else None,
+        "waiting_for": wait.owed if wait is not None else None,
+        "since": wait.since if wait is not None else None,
+        "longest_wait_ms": _ms(conversation.longest_wait_until(now)),
+    }
+
+
+def _recipient(rcpt: Recipient, reply: ReplyRecord | None) -> dict[str, Any]:
+    return {"addr": rcpt.addr, "code": rcpt.code, "enhanced": reply.enhanced if reply is not None else None}
+
+
+def _recipient_replies(smtp: SmtpConversation) -> dict[int, ReplyRecord]:
+    """Pair each recipient with the reply to its RCPT command, keyed by ``id(recipient)``.
+
+    The SMTP tracker keeps a recipient's reply code but not the reply itself,
+    so the pairing walks the RCPT commands in order. A recipient takes the
+    first unused RCPT that was sent at or after its transaction's MAIL and
+    has the same address and reply code.
+    """
+    commands = [
+        (command, extract_path(command.arg, "TO:"))
+        for command in smtp.commands
+        if command.verb == "RCPT" and command.reply is not None
+    ]
+    paired: dict[int, ReplyRecord] = {}
+    cursor = 0
+    for transaction in smtp.transactions:
+        for rcpt in transaction.rcpts:
+            if rcpt.code is None:
+                continue
+            for index in range(cursor, len(commands)):
+                command, addr = commands[index]
+                assert command.reply is not None
+                if command.ts >= transaction.start_ts and addr == rcpt.addr and command.reply.code == rcpt.code:
+                    paired[id(rcpt)] = command.reply
+                    cursor = index + 1
+                    break
+    return paired
 
 
 
@@ -82,5 +142,7 @@ def _command(command: CommandRecord, reveal: bool) -> dict[str, Any]:
         "arg": shown[len(command.verb) :].strip() if command.verb else shown,
         "reply_code": command.reply.code if command.reply else None,
         "reply_text": command.reply.text if command.reply else None,
+        "enhanced": command.reply.enhanced if command.reply else None,
         "latency_ms": _ms(command.latency),
+        "first_byte_ms": _ms(command.first_byte_latency),
     }

@@ -45,6 +45,17 @@ class Wire:
         self._frame("s", ACK | PSH, payload, after)
         return self
 
+    def ack(self, side: str, after: float = 0.001) -> "Wire":
+        """Send a bare ACK from ``side`` ("c" or "s") of everything the peer sent so far."""
+        self._frame(side, ACK, b"", after)
+        return self
+
+    def retransmit(self, side: str, payload: bytes, after: float = 0.2) -> "Wire":
+        """Send ``payload`` again from ``side``, with the sequence number it had the first time."""
+        self.seq[side] = (self.seq[side] - len(payload)) & 0xFFFFFFFF
+        self._frame(side, ACK | PSH, payload, after)
+        return self
+
     def close(self) -> "Wire":
         self._frame("c", FIN | ACK)
         self._frame("s", FIN | ACK)

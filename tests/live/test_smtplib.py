@@ -97,9 +97,13 @@ def test_smtplib_transactions_match_client() -> None:
     assert len(transactions) == len(MESSAGES) == len(bodies)
     for transaction, (recipients, lines), body in zip(transactions, MESSAGES, bodies):
         assert transaction["mail_from"] == SENDER
-        assert transaction["rcpt"] == [
+        assert [{"addr": rcpt["addr"], "code": rcpt["code"]} for rcpt in transaction["rcpt"]] == [
             {"addr": addr, "code": rcpt_codes[addr]} for addr in recipients
         ]
+        # aiosmtpd sends an enhanced code with each RCPT reply; its class matches the reply's.
+        for rcpt in transaction["rcpt"]:
+            assert rcpt["enhanced"] is not None
+            assert rcpt["enhanced"][0] == str(rcpt["code"])[0]
         # Counted: the body as sent, dot-stuffed, with every line's CRLF except the
         # last one's, which belongs to the CRLF.CRLF terminator (RFC 5321 section 4.1.1.4).
         stuffed = dot_stuff(lines)
