@@ -278,7 +278,11 @@ def _run_headless(config: Config, source: LiveCapture | CaptureReader, name: str
     runner.stop()
     engine.finish_input(None)
     if isinstance(sink, ReportCollector):
-        sink.write(sys.stdout)
+        try:
+            sink.write(sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            sink.closed = True
     if getattr(sink, "closed", False):
         # The reader of stdout left; point it at /dev/null so the flush at exit cannot fail too.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, TextIO
 
 from smtptop.engine.conversation import Conversation
 from smtptop.metrics.percentiles import summarize
 from smtptop.output.records import conversation_record
-from smtptop.text.timefmt import format_absolute, format_duration
+from smtptop.text.printable import printable
+from smtptop.text.timefmt import format_duration
 
 COLUMNS = ("start", "client", "server", "tls", "greeting", "msgs", "rcpt ok/all", "last reply", "duration", "retr")
 PHASE_COLUMNS = ("phase", "count", "p50", "p95", "p99")
@@ -18,6 +20,7 @@ class ReportCollector:
 
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
+        self.closed = False  # the reader of the table went away, as ``| head`` does
 
     def __call__(self, conversation: Conversation) -> None:
         self.records.append(conversation_record(conversation))
@@ -60,20 +63,35 @@ def _cells(record: dict[str, Any]) -> tuple[str, ...]:
     transactions = record.get("transactions", [])
     recipients = [rcpt for transaction in transactions for rcpt in transaction["rcpt"]]
     accepted = sum(1 for rcpt in recipients if rcpt["code"] is not None and 200 <= rcpt["code"] < 300)
-    commands = record.get("commands", [])
-    last_reply = next(
-        (f"{c['reply_code']} {c['reply_text'] or ''}".strip() for c in reversed(commands) if c["reply_code"]), ""
-    )
+    messages = sum(1 for transaction in transactions if transaction["result"] == "accepted")
     greeting = record.get("greeting", {})
     return (
-        format_absolute(record["start"]),
+        datetime.fromtimestamp(record["start"]).strftime("%Y-%m-%d %H:%M:%S.%f"),
         record["client"],
         record["server"],
         record.get("tls", {}).get("mode", "none"),
         str(greeting.get("code") or "-"),
-        str(sum(1 for transaction in transactions if transaction["result_code"] is not None)),
+        str(messages),
         f"{accepted}/{len(recipients)}",
-        last_reply[:40],
+        # Servers echo what they could not parse, binary bytes included.
+        printable(_last_reply(record))[:40],
         format_duration(record["end"] - record["start"]),
         str(record["tcp"]["retransmissions"]),
     )
+
+
+def _last_reply(record: dict[str, Any]) -> str:
+    """Return the newest reply of any kind: to a command, unsolicited (such as a 421), or the greeting."""
+    replies: list[tuple[float, str]] = []
+    for command in record.get("commands", []):
+        if command["reply_code"] is not None and command["latency_ms"] is not None:
+            text = f"{command['reply_code']} {command['reply_text'] or ''}".strip()
+            replies.append((command["ts"] + command["latency_ms"] / 1000.0, text))
+    for reply in record.get("unsolicited_replies", []):
+        replies.append((reply["ts"], f"{reply['code']} {reply['text']}".strip()))
+    if replies:
+        return max(replies)[1]
+    greeting = record.get("greeting", {})
+    if greeting.get("code") is not None:
+        return f"{greeting['code']} {greeting.get('text') or ''}".strip()
+    return ""

@@ -184,3 +184,24 @@ def test_stdin_dashboard_without_terminal_is_refused() -> None:
     )
     assert result.returncode == 2
     assert b"-r - with the dashboard needs a terminal" in result.stderr
+
+
+def test_report_counts_only_accepted_messages() -> None:
+    result = run_smtptop("-r", str(PUBLIC_CAPTURES / "smtp-sv-errors-mixed.pcap"), "--report")
+    row = next(line for line in result.stdout.decode().splitlines() if "10.7.29.101:49740" in line)
+    cells = row.split()
+    # The MAIL command got 472, so no message was accepted on this connection.
+    assert cells[cells.index("220") + 1] == "0"
+    assert "501 Unknown command" in row
+
+
+def test_report_escapes_binary_in_replies() -> None:
+    result = run_smtptop("-r", str(PUBLIC_CAPTURES / "smtp-sv-errors-mixed.pcap"), "--report")
+    assert all(line.isprintable() for line in result.stdout.decode().splitlines())
+
+
+def test_report_into_closed_pipe_exits_quietly() -> None:
+    command = f"{sys.executable} -m smtptop -r {PUBLIC_CAPTURES / 'smtp-sv-errors-mixed.pcap'} --report | head -1"
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, timeout=60, check=False)
+    assert result.returncode == 0
+    assert result.stderr == b""
