@@ -9,7 +9,7 @@ from smtptop.decode.linktypes import ETHERNET
 from smtptop.engine.conversation import Conversation
 from smtptop.engine.engine import Engine
 from smtptop.output.records import conversation_record
-from tests.engine.wire import Wire
+from tests.engine.wire import Wire, test_engine
 
 PLAIN_DIALOGUE = [
     ("s", b"220 mx.example ESMTP\r\n"),
@@ -20,21 +20,9 @@ PLAIN_DIALOGUE = [
 ]
 
 
-def _engine(**settings: object) -> tuple[Engine, list[Conversation]]:
-    finished: list[Conversation] = []
-    engine = Engine(EngineConfig(**settings), ETHERNET, "test", "", on_finished=finished.append)  # type: ignore[arg-type]
-    return engine, finished
-
-
-def _talk(wire: Wire, dialogue: list[tuple[str, bytes]]) -> Wire:
-    for side, payload in dialogue:
-        wire.client(payload) if side == "c" else wire.server(payload)
-    return wire
-
-
 def test_greeting_makes_unknown_port_smtp() -> None:
-    engine, _ = _engine()
-    wire = _talk(Wire(server_port=2600).handshake(), PLAIN_DIALOGUE)
+    engine, _ = test_engine()
+    wire = Wire(server_port=2600).handshake().talk(PLAIN_DIALOGUE)
     engine.feed(wire.frames)
     rows = engine.snapshot().rows
     assert len(rows) == 1
@@ -44,7 +32,7 @@ def test_greeting_makes_unknown_port_smtp() -> None:
 
 
 def test_other_protocol_on_unknown_port_is_not_listed() -> None:
-    engine, _ = _engine()
+    engine, _ = test_engine()
     wire = Wire(server_port=8080).handshake()
     wire.client(b"GET / HTTP/1.1\r\nHost: example\r\n\r\n").server(b"HTTP/1.1 200 OK\r\n" + b"x" * 600)
     engine.feed(wire.frames)
@@ -52,7 +40,7 @@ def test_other_protocol_on_unknown_port_is_not_listed() -> None:
 
 
 def test_extra_port_is_smtp_before_any_byte() -> None:
-    engine, _ = _engine(smtp_ports=frozenset({25, 8025}))
+    engine, _ = test_engine(smtp_ports=frozenset({25, 8025}))
     engine.feed(Wire(server_port=8025).handshake().frames)
     rows = engine.snapshot().rows
     assert len(rows) == 1
@@ -60,9 +48,9 @@ def test_extra_port_is_smtp_before_any_byte() -> None:
 
 
 def test_port_reuse_starts_new_conversation() -> None:
-    engine, finished = _engine()
-    first = _talk(Wire(start=1000.0).handshake(), PLAIN_DIALOGUE).close()
-    second = _talk(Wire(start=1010.0, client_isn=90000).handshake(), PLAIN_DIALOGUE)
+    engine, finished = test_engine()
+    first = Wire(start=1000.0).handshake().talk(PLAIN_DIALOGUE).close()
+    second = Wire(start=1010.0, client_isn=90000).handshake().talk(PLAIN_DIALOGUE)
     engine.feed(first.frames + second.frames)
     rows = engine.snapshot().rows
     assert len(rows) == 2
@@ -73,8 +61,8 @@ def test_port_reuse_starts_new_conversation() -> None:
 
 
 def test_closed_conversation_lingers_then_reported_once() -> None:
-    engine, finished = _engine(linger_seconds=30.0)
-    engine.feed(_talk(Wire(start=1000.0).handshake(), PLAIN_DIALOGUE).close().frames)
+    engine, finished = test_engine(linger_seconds=30.0)
+    engine.feed(Wire(start=1000.0).handshake().talk(PLAIN_DIALOGUE).close().frames)
     assert len(engine.snapshot().rows) == 1
     assert finished == []
 
@@ -94,7 +82,7 @@ def test_closed_conversation_lingers_then_reported_once() -> None:
 
 
 def test_frame_store_keeps_newest_within_budget() -> None:
-    engine, _ = _engine(frame_store_mib=1)
+    engine, _ = test_engine(frame_store_mib=1)
     wire = Wire().handshake()
     wire.server(b"220 mx\r\n")
     for _ in range(1000):
@@ -109,7 +97,7 @@ def test_frame_store_keeps_newest_within_budget() -> None:
 
 
 def test_greeting_latency_counts_from_handshake() -> None:
-    engine, finished = _engine()
+    engine, finished = test_engine()
     wire = Wire().handshake()
     wire.client(b"EHLO early.example\r\n", after=1.0)
     wire.server(b"220 mx ESMTP\r\n250 mx\r\n", after=19.0)
@@ -131,8 +119,8 @@ def test_auth_secret_masked_in_json_unless_revealed() -> None:
         ("s", b"235 ok\r\n"),
     ]
     for reveal in (False, True):
-        engine, finished = _engine(reveal_secrets=reveal)
-        engine.feed(_talk(Wire().handshake(), dialogue).close().frames)
+        engine, finished = test_engine(reveal_secrets=reveal)
+        engine.feed(Wire().handshake().talk(dialogue).close().frames)
         engine.finish_input(None)
         text = json.dumps(conversation_record(finished[0]))
         detail_text = repr(engine.detail(engine.snapshot().rows[0].key))
@@ -142,8 +130,8 @@ def test_auth_secret_masked_in_json_unless_revealed() -> None:
 
 
 def test_transcript_and_packets_summaries() -> None:
-    engine, _ = _engine()
-    engine.feed(_talk(Wire().handshake(), PLAIN_DIALOGUE).frames)
+    engine, _ = test_engine()
+    engine.feed(Wire().handshake().talk(PLAIN_DIALOGUE).frames)
     detail = engine.detail(engine.snapshot().rows[0].key)
     assert detail is not None
     assert [packet.summary for packet in detail.packets[:4]] == ["[SYN]", "[SYN, ACK]", "[ACK]", "220 mx.example ESMTP"]

@@ -12,7 +12,7 @@ from smtptop.engine.runner import CaptureRunner
 from smtptop.engine.snapshot import ConversationDetail, ConversationRow
 from smtptop.metrics.stats import Percentiles
 from smtptop.output.records import conversation_record
-from tests.engine.wire import Wire
+from tests.engine.wire import Wire, test_engine
 
 START = 1000.0
 # Wire sends each frame 1 ms after the previous one unless told otherwise, adding
@@ -34,18 +34,6 @@ UP_TO_DATA = [
 ]
 
 
-def _engine(**settings: object) -> tuple[Engine, list[Conversation]]:
-    finished: list[Conversation] = []
-    engine = Engine(EngineConfig(**settings), ETHERNET, "test", "", on_finished=finished.append)  # type: ignore[arg-type]
-    return engine, finished
-
-
-def _talk(wire: Wire, dialogue: list[tuple[str, bytes]]) -> Wire:
-    for side, payload in dialogue:
-        wire.client(payload) if side == "c" else wire.server(payload)
-    return wire
-
-
 def _only_row(engine: Engine) -> ConversationRow:
     rows = engine.snapshot().rows
     assert len(rows) == 1
@@ -62,7 +50,7 @@ def _detail(engine: Engine) -> ConversationDetail:
 
 
 def test_server_owes_greeting_from_handshake() -> None:
-    engine, _ = _engine()
+    engine, _ = test_engine()
     engine.feed(Wire(start=START).handshake().frames, wall_clock=HANDSHAKE_TS + 3.5)
     row = _only_row(engine)
     assert row.waiting_on == "server"
@@ -72,7 +60,7 @@ def test_server_owes_greeting_from_handshake() -> None:
 
 
 def test_handshake_waits_on_syn_ack() -> None:
-    engine, _ = _engine()
+    engine, _ = test_engine()
     wire = Wire(start=START)
     wire._frame("c", 0x02)  # a lone SYN
     engine.feed(wire.frames, wall_clock=SYN_TS + 2.0)
@@ -82,8 +70,8 @@ def test_handshake_waits_on_syn_ack() -> None:
 
 
 def test_server_owes_end_of_data_reply_acked() -> None:
-    engine, _ = _engine()
-    wire = _talk(Wire(start=START).handshake(), UP_TO_DATA)
+    engine, _ = test_engine()
+    wire = Wire(start=START).handshake().talk(UP_TO_DATA)
     wire.client(b"Subject: hi\r\n\r\nhello\r\n.\r\n").ack("s")
     dot_ts = wire.frames[-2][0]
     engine.feed(wire.frames, wall_clock=dot_ts + 47.0)
@@ -97,8 +85,8 @@ def test_server_owes_end_of_data_reply_acked() -> None:
 
 
 def test_unacked_and_retransmitted_segment_in_stall() -> None:
-    engine, _ = _engine()
-    wire = _talk(Wire(start=START).handshake(), UP_TO_DATA)
+    engine, _ = test_engine()
+    wire = Wire(start=START).handshake().talk(UP_TO_DATA)
     body = b"Subject: hi\r\n\r\nhello\r\n.\r\n"
     wire.client(body)
     dot_ts = wire.frames[-1][0]
@@ -117,8 +105,8 @@ def test_unacked_and_retransmitted_segment_in_stall() -> None:
 
 
 def test_client_stops_mid_body() -> None:
-    engine, _ = _engine()
-    wire = _talk(Wire(start=START).handshake(), UP_TO_DATA)
+    engine, _ = test_engine()
+    wire = Wire(start=START).handshake().talk(UP_TO_DATA)
     wire.client(b"Subject: hi\r\n\r\nfirst part of the body\r\n").ack("s")
     body_ts = wire.frames[-2][0]
     engine.feed(wire.frames, wall_clock=body_ts + 30.0)
@@ -132,8 +120,8 @@ def test_client_stops_mid_body() -> None:
 
 
 def test_client_waits_on_zero_window() -> None:
-    engine, _ = _engine()
-    wire = _talk(Wire(start=START).handshake(), UP_TO_DATA)
+    engine, _ = test_engine()
+    wire = Wire(start=START).handshake().talk(UP_TO_DATA)
     wire.client(b"Subject: hi\r\n\r\nfirst part\r\n")
     # A bare ACK from the server that closes its receive window.
     frame = wire._frame("s", 0x10)
@@ -149,8 +137,8 @@ def test_client_waits_on_zero_window() -> None:
 
 
 def test_closed_conversation_owes_nothing() -> None:
-    engine, _ = _engine()
-    wire = _talk(Wire(start=START).handshake(), [("s", b"220 mx\r\n"), ("c", b"QUIT\r\n"), ("s", b"221 bye\r\n")])
+    engine, _ = test_engine()
+    wire = Wire(start=START).handshake().talk([("s", b"220 mx\r\n"), ("c", b"QUIT\r\n"), ("s", b"221 bye\r\n")])
     engine.feed(wire.close().frames, wall_clock=START + 100.0)
     row = _only_row(engine)
     assert (row.waiting_on, row.waiting_since, row.waiting_for) == (None, None, "")
@@ -158,7 +146,7 @@ def test_closed_conversation_owes_nothing() -> None:
 
 
 def test_wall_clock_only_when_later() -> None:
-    engine, _ = _engine()
+    engine, _ = test_engine()
     wire = Wire(start=START).handshake()
     engine.feed(wire.frames, wall_clock=HANDSHAKE_TS + 2.0)
     # A later batch without a wall clock (or with an older one) keeps the newest clock.
@@ -168,7 +156,7 @@ def test_wall_clock_only_when_later() -> None:
 
 
 def test_errors_count_4xx_and_5xx() -> None:
-    engine, _ = _engine()
+    engine, _ = test_engine()
     dialogue = [
         ("s", b"220 mx\r\n"),
         ("c", b"EHLO c\r\n"),
@@ -180,7 +168,7 @@ def test_errors_count_4xx_and_5xx() -> None:
         ("c", b"RCPT TO:<y@example.org>\r\n"),
         ("s", b"451 4.3.0 try later\r\n"),
     ]
-    engine.feed(_talk(Wire(start=START).handshake(), dialogue).frames)
+    engine.feed(Wire(start=START).handshake().talk(dialogue).frames)
     assert _only_row(engine).errors == 2
 
 
@@ -188,7 +176,7 @@ def test_errors_count_4xx_and_5xx() -> None:
 
 
 def test_phases_from_syn_to_quit() -> None:
-    engine, _ = _engine()
+    engine, _ = test_engine()
     wire = Wire(start=START).handshake()
     wire.server(b"220 mx\r\n", after=0.5)
     wire.client(b"EHLO c\r\n").server(b"250-mx\r\n", after=0.2).server(b"250 SIZE\r\n", after=0.1)
@@ -209,7 +197,7 @@ def test_phases_from_syn_to_quit() -> None:
 
 
 def test_greeting_phase_open_while_waiting() -> None:
-    engine, _ = _engine()
+    engine, _ = test_engine()
     engine.feed(Wire(start=START).handshake().frames)
     greeting = _detail(engine).phases[-1]
     assert greeting.phase == "greeting"
@@ -222,9 +210,8 @@ def test_greeting_phase_open_while_waiting() -> None:
 
 
 def test_pipelined_commands_share_group_and_frame() -> None:
-    engine, _ = _engine()
-    wire = _talk(
-        Wire(start=START).handshake(),
+    engine, _ = test_engine()
+    wire = Wire(start=START).handshake().talk(
         [("s", b"220 mx\r\n"), ("c", b"EHLO c\r\n"), ("s", b"250-mx\r\n250 PIPELINING\r\n")],
     )
     wire.client(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nRCPT TO:<c@example.org>\r\nDATA\r\n")
@@ -270,8 +257,8 @@ SECRET = "AGRlbW8Ac2VjcmV0"
 
 
 def test_reveal_toggle_changes_screens_only() -> None:
-    engine, finished = _engine()
-    engine.feed(_talk(Wire(start=START).handshake(), AUTH_DIALOGUE).frames)
+    engine, finished = test_engine()
+    engine.feed(Wire(start=START).handshake().talk(AUTH_DIALOGUE).frames)
     masked = _detail(engine)
     assert SECRET not in repr(masked)
     assert "ZGVtbw==" not in repr(masked)
@@ -298,8 +285,8 @@ def test_reveal_toggle_changes_screens_only() -> None:
 
 
 def test_snapshot_traffic_counts_replies_and_phases() -> None:
-    engine, _ = _engine()
-    wire = _talk(Wire(start=START).handshake(), UP_TO_DATA)
+    engine, _ = test_engine()
+    wire = Wire(start=START).handshake().talk(UP_TO_DATA)
     wire.client(b"hello\r\n.\r\n").server(b"250 2.0.0 Ok: queued as 4XyZ\r\n", after=0.25)
     wire.client(b"QUIT\r\n").server(b"221 bye\r\n")
     engine.feed(wire.close().frames)
@@ -314,9 +301,9 @@ def test_snapshot_traffic_counts_replies_and_phases() -> None:
     assert traffic.slowest_servers[0] == ("192.0.2.25:25", pytest.approx(0.25))
 
 
-def test_runner_passes_reveal_to_engine() -> None:
-    engine, _ = _engine()
-    engine.feed(_talk(Wire(start=START).handshake(), AUTH_DIALOGUE).frames)
+def test_runner_passes_reveal_totest_engine() -> None:
+    engine, _ = test_engine()
+    engine.feed(Wire(start=START).handshake().talk(AUTH_DIALOGUE).frames)
     runner = CaptureRunner(engine, source=None)  # type: ignore[arg-type]
     runner.set_reveal_secrets(True)
     assert engine.reveal_secrets is True

@@ -5,6 +5,10 @@ from __future__ import annotations
 from tests.decode.frames import CLIENT_V4, SERVER_V4, ethernet, ipv4, tcp
 
 from smtptop.capture.files import Frame
+from smtptop.config import EngineConfig
+from smtptop.decode.linktypes import ETHERNET
+from smtptop.engine.conversation import Conversation
+from smtptop.engine.engine import Engine
 from smtptop.decode.segment import ACK, FIN, PSH, RST, SYN
 
 
@@ -56,6 +60,15 @@ class Wire:
         self._frame(side, ACK | PSH, payload, after)
         return self
 
+    def talk(self, dialogue: list[tuple[str, bytes]]) -> "Wire":
+        """Send each (side, payload) in turn: "c" for the client, "s" for the server."""
+        for side, payload in dialogue:
+            if side == "c":
+                self.client(payload)
+            else:
+                self.server(payload)
+        return self
+
     def close(self) -> "Wire":
         self._frame("c", FIN | ACK)
         self._frame("s", FIN | ACK)
@@ -65,3 +78,13 @@ class Wire:
     def reset(self) -> "Wire":
         self._frame("s", RST | ACK)
         return self
+
+
+def test_engine(**settings: object) -> tuple[Engine, list[Conversation]]:
+    """Build an engine for Ethernet frames; the list collects every conversation it reports."""
+    finished: list[Conversation] = []
+    engine = Engine(EngineConfig(**settings), ETHERNET, "test", "", on_finished=finished.append)  # type: ignore[arg-type]
+    return engine, finished
+
+
+test_engine.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test for pytest to collect
