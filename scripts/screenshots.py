@@ -4,8 +4,8 @@ Run from anywhere:
 
     .venv/bin/python scripts/screenshots.py [OUTPUT_DIR]
 
-It writes ``dashboard.svg``, ``conversation.svg`` and ``transcript.svg`` to
-OUTPUT_DIR (default: ``screenshots/`` in the repository). The demo capture
+It writes ``dashboard.svg``, ``conversation.svg``, ``transcript.svg`` and
+``timeline.svg`` to OUTPUT_DIR (default: ``screenshots/`` in the repository). The demo capture
 goes through the real engine as ``smtptop -r`` reads it, but only its first
 ``CUTOFF_SECONDS`` of packets, so the dashboard shows the replay at that
 moment: the slow server still owes its end-of-data reply, and its idle time is
@@ -33,8 +33,8 @@ from smtptop.cli import open_source, parse_config
 from smtptop.engine.engine import Engine
 from smtptop.engine.runner import CaptureRunner
 from smtptop.ui.app import SmtpTopApp
-from smtptop.ui.dashboard import STALLED_STYLE
 from smtptop.ui.keyed_table import KeyedTable
+from smtptop.ui.rows import STALLED_STYLE
 
 DEMO_CAPTURE = REPO_ROOT / "smtptop" / "demo" / "demo.pcap"
 # The header shows this name instead of the absolute path, which differs between machines.
@@ -126,7 +126,7 @@ async def move_cursor(pilot, table: KeyedTable, key: str) -> None:  # type: igno
 
 
 async def save_screenshots(directory: Path, runner: CaptureRunner | None = None) -> list[Path]:
-    """Drive the app on the demo capture and save the three screenshots in ``directory``."""
+    """Drive the app on the demo capture and save the four screenshots in ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     runner = runner or load_demo()
     slow = find_open_conversation(runner, SLOW_SERVER)
@@ -149,6 +149,19 @@ async def save_screenshots(directory: Path, runner: CaptureRunner | None = None)
         await move_cursor(pilot, packets, _reply_frame(runner, rejected, "550"))
         await pilot.pause()
         saved.append(app.save_screenshot("conversation.svg", str(directory)))
+
+        # The same conversation as a ladder, with the cursor on the rejected recipient's reply.
+        await pilot.press("3")
+        await pilot.pause()
+        timeline = app.screen.query_one("#timeline", KeyedTable)
+        for _ in range(MAX_CURSOR_MOVES):
+            if "550 " in timeline.get_cell(timeline.cursor_key or "", "ladder").plain:
+                break
+            await pilot.press("down")
+        else:
+            raise LookupError(f"conversation {rejected} has no 550 reply on its timeline")
+        await pilot.pause()
+        saved.append(app.save_screenshot("timeline.svg", str(directory)))
 
         await pilot.press("escape")
         await move_cursor(pilot, app.screen.query_one("#conversations", KeyedTable), str(auth))

@@ -2,7 +2,9 @@
 
 The source is read only from the app's timer on the event loop, a few times
 per second, never per packet. ``p`` stops reading (the source keeps
-capturing), so the screen does not change while the user reads it.
+capturing), so the screen does not change while the user reads it. ``R``
+requests AUTH credentials unmasked from the source, after a confirmation, and
+masks them again on the next press.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from textual.screen import Screen
 
 from smtptop.engine.snapshot import ConversationDetail, Snapshot
 from smtptop.text.timefmt import TimeDisplay
+from smtptop.ui.confirm import ConfirmScreen
 from smtptop.ui.conversation import ConversationScreen
 from smtptop.ui.dashboard import DashboardScreen
 from smtptop.ui.help import HelpScreen
@@ -36,7 +39,10 @@ class SmtpTopApp(App[None]):
     BINDINGS = [
         Binding("question_mark", "help", "Help"),
         Binding("p", "toggle_pause", "Pause"),
+        Binding("R", "toggle_secrets", "Secrets", key_display="R"),
     ]
+
+    REVEAL_QUESTION = "Show AUTH credentials on screen? y/n"
 
     def __init__(
         self,
@@ -45,6 +51,7 @@ class SmtpTopApp(App[None]):
         stall_seconds: float = 10.0,
         refresh_hz: float = 4.0,
         live: bool = True,
+        secrets_shown: bool = False,
     ) -> None:
         if not refresh_hz > 0:
             raise ValueError(
@@ -58,6 +65,8 @@ class SmtpTopApp(App[None]):
         self.refresh_hz = refresh_hz
         self.live = live
         self.paused = False
+        # True when the source was started revealing AUTH credentials, so the header says so.
+        self.secrets_shown = secrets_shown
         self.time_display = TimeDisplay.ABSOLUTE
         self.dashboard = DashboardScreen()
         self._last_error_log: dict[str, float] = {}
@@ -90,6 +99,9 @@ class SmtpTopApp(App[None]):
     def refresh_from_source(self) -> None:
         """Read a snapshot, and the detail of the open conversation, unless paused."""
         if self.paused:
+            return
+        if not self.is_running:
+            # The timer can still fire while the app shuts down and removes the screens' widgets.
             return
         snapshot, error = self._fetch_snapshot()
         capture_now = snapshot.stats.now if snapshot is not None else 0.0
@@ -125,7 +137,9 @@ class SmtpTopApp(App[None]):
         if detail is None:
             self.notify(f"Conversation {key} is no longer tracked.", severity="warning")
             return
-        self.push_screen(ConversationScreen(key, detail, self.time_display))
+        self.push_screen(
+            ConversationScreen(key, detail, self.time_display, self.stall_seconds)
+        )
 
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused
@@ -136,3 +150,33 @@ class SmtpTopApp(App[None]):
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
+
+    def action_toggle_secrets(self) -> None:
+        """Mask AUTH credentials again at once, or ask before showing them."""
+        if self.secrets_shown:
+            self._set_reveal_secrets(False)
+            return
+        if isinstance(self.screen, ConfirmScreen):
+            return
+
+        def answered(reveal: bool | None) -> None:
+            if reveal:
+                self._set_reveal_secrets(True)
+
+        self.push_screen(ConfirmScreen(self.REVEAL_QUESTION), answered)
+
+    def _set_reveal_secrets(self, reveal: bool) -> None:
+        # set_reveal_secrets is optional in SnapshotSource, so older sources lack it.
+        setter = getattr(self.source, "set_reveal_secrets", None)
+        if setter is None:
+            self.notify("This source cannot show AUTH credentials.", severity="warning")
+            return
+        try:
+            setter(reveal)
+        except Exception as error:
+            self._log_source_error("set_reveal_secrets", error)
+            self.notify(f"Changing the AUTH masking failed: {error}", severity="error")
+            return
+        self.secrets_shown = reveal
+        self.dashboard.refresh_view()
+        self.refresh_from_source()

@@ -1,9 +1,10 @@
-"""The conversation screen: one conversation's packets, bytes and SMTP dialogue.
+"""The conversation screen: one conversation's packets, bytes, SMTP dialogue, timeline and phases.
 
 The app calls ``ConversationScreen.show_detail`` on every refresh with the
 newest ``ConversationDetail``. New packets and transcript lines are appended
 to their tables in place, so the cursor and the hex dump stay where the user
-left them.
+left them. Moving the cursor on the timeline selects the packet that
+completed the command or reply under it, in the Packets tab as well.
 """
 
 from __future__ import annotations
@@ -23,8 +24,16 @@ from smtptop.engine.snapshot import ConversationDetail, PacketRow, TranscriptLin
 from smtptop.text.hexdump import hexdump
 from smtptop.text.printable import printable
 from smtptop.text.timefmt import TimeDisplay, format_latency, format_time
-from smtptop.ui.dashboard import TLS_LABELS
 from smtptop.ui.keyed_table import Column, KeyedTable
+from smtptop.ui.rows import TLS_LABELS
+from smtptop.ui.timeline import (
+    PHASE_COLUMNS,
+    TIMELINE_COLUMNS,
+    TimelineEvent,
+    phase_rows,
+    timeline_events,
+    timeline_rows,
+)
 
 if TYPE_CHECKING:
     from smtptop.ui.app import SmtpTopApp
@@ -51,6 +60,7 @@ DIRECTION_STYLES = {
     Direction.SERVER_TO_CLIENT: "yellow",
 }
 NOTE_STYLE = "dim italic"
+STALL_STYLE = "bold yellow"
 TRANSCRIPT_PREFIXES = {Direction.CLIENT_TO_SERVER: "C: ", Direction.SERVER_TO_CLIENT: "S: "}
 
 
@@ -94,7 +104,7 @@ def transcript_cells(
     ]
 
 
-def title_text(detail: ConversationDetail, tracked: bool) -> Text:
+def title_text(detail: ConversationDetail, tracked: bool, secrets_shown: bool = False) -> Text:
     """Build the title lines: endpoints, TLS mode, TCP stage, SMTP stage, and any anomalies."""
     row = detail.row
     text = Text(no_wrap=True, overflow="ellipsis")
@@ -108,6 +118,8 @@ def title_text(detail: ConversationDetail, tracked: bool) -> Text:
         text.append("  closed", style="dim")
     if not tracked:
         text.append("  no longer tracked: showing the last detail", style="bold yellow")
+    if secrets_shown:
+        text.append("  SECRETS SHOWN", style="bold reverse red")
     if detail.capabilities:
         capabilities = " ".join(printable(item) for item in detail.capabilities)
         text.append(f"\ncapabilities: {capabilities}", style="dim")
@@ -135,7 +147,7 @@ def frame_dump(packet: PacketRow | None) -> Text:
 
 
 class ConversationScreen(Screen[None]):
-    """Packets with their bytes, and the SMTP transcript, of one conversation."""
+    """Packets with their bytes, the SMTP transcript, the timeline and the phases of one conversation."""
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
@@ -143,16 +155,27 @@ class ConversationScreen(Screen[None]):
         Binding("t", "cycle_time", "Time format"),
         Binding("1", "show_tab('packets-tab')", "Packets"),
         Binding("2", "show_tab('transcript-tab')", "Transcript"),
+        Binding("3", "show_tab('timeline-tab')", "Timeline"),
+        Binding("4", "show_tab('phases-tab')", "Phases"),
     ]
 
-    def __init__(self, key: int, detail: ConversationDetail, time_display: TimeDisplay) -> None:
+    def __init__(
+        self,
+        key: int,
+        detail: ConversationDetail,
+        time_display: TimeDisplay,
+        stall_seconds: float = 10.0,
+    ) -> None:
         super().__init__()
         self.key = key
         self.time_display = time_display
+        self.stall_seconds = stall_seconds
         self._detail = detail
         self._tracked = True
         self._packets: dict[str, PacketRow] = {}
+        self._events: dict[str, TimelineEvent] = {}
         self._dumped: PacketRow | None = None
+        self._timeline_dumped: PacketRow | None = None
         # The app's timer can deliver a detail after the screen is pushed but before
         # the tables inside its tabs exist. on_mount draws the detail kept until then.
         self._mounted = False
@@ -163,6 +186,7 @@ class ConversationScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
+        yield Static(id="stall")
         with TabbedContent(id="tabs"):
             with TabPane("Packets", id="packets-tab"):
                 yield KeyedTable(PACKET_COLUMNS, id="packets")
@@ -170,6 +194,13 @@ class ConversationScreen(Screen[None]):
                     yield Static(id="hexdump")
             with TabPane("Transcript", id="transcript-tab"):
                 yield KeyedTable(TRANSCRIPT_COLUMNS, id="transcript")
+            with TabPane("Timeline", id="timeline-tab"):
+                yield KeyedTable(TIMELINE_COLUMNS, id="timeline")
+                with VerticalScroll(id="timeline-hexdump-scroll"):
+                    yield Static(id="timeline-hexdump")
+            with TabPane("Phases", id="phases-tab"):
+                yield Static(id="phases-empty")
+                yield KeyedTable(PHASE_COLUMNS, id="phases")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -190,9 +221,15 @@ class ConversationScreen(Screen[None]):
 
     def _render_detail(self) -> None:
         detail = self._detail
-        self.query_one("#title", Static).update(title_text(detail, self._tracked))
+        secrets_shown = self.smtptop.secrets_shown
+        self.query_one("#title", Static).update(title_text(detail, self._tracked, secrets_shown))
+        stall = self.query_one("#stall", Static)
+        stall.update(Text(printable(detail.stall), style=STALL_STYLE))
+        stall.display = bool(detail.stall)
         self._render_packets(detail.packets, detail.row.start)
         self._render_transcript(detail.transcript, detail.row.start)
+        self._render_timeline(detail.transcript, detail.row.start)
+        self._render_phases(detail, detail.row.start)
         self._update_dump()
 
     def _render_packets(self, packets: Sequence[PacketRow], start: float) -> None:
@@ -214,6 +251,58 @@ class ConversationScreen(Screen[None]):
             previous = line.ts
         self.query_one("#transcript", KeyedTable).sync(rows)
 
+    def _render_timeline(self, lines: Sequence[TranscriptLine], start: float) -> None:
+        events = timeline_events(lines)
+        self._events = {event.key: event for event in events}
+        rows = timeline_rows(events, self.time_display, start, self.stall_seconds)
+        self.query_one("#timeline", KeyedTable).sync(rows)
+        self._update_timeline_dump()
+
+    def _render_phases(self, detail: ConversationDetail, start: float) -> None:
+        rows = phase_rows(detail.phases, self.time_display, start)
+        self.query_one("#phases", KeyedTable).sync(rows)
+        empty = self.query_one("#phases-empty", Static)
+        empty.display = not rows
+        if not rows:
+            empty.update(Text("No phase latencies for this conversation.", style="dim"))
+
+    def _cursor_event(self) -> TimelineEvent | None:
+        key = self.query_one("#timeline", KeyedTable).cursor_key
+        return self._events.get(key) if key is not None else None
+
+    def _event_packet(self, event: TimelineEvent | None) -> PacketRow | None:
+        if event is None or event.frame_no is None:
+            return None
+        return self._packets.get(str(event.frame_no))
+
+    def _update_timeline_dump(self) -> None:
+        event = self._cursor_event()
+        packet = self._event_packet(event)
+        if packet is self._timeline_dumped and packet is not None:
+            return
+        self._timeline_dumped = packet
+        if packet is not None:
+            dump = frame_dump(packet)
+        elif event is not None and event.frame_no is not None:
+            dump = Text(f"Frame {event.frame_no} is no longer in the packet list.", style="dim")
+        elif event is not None:
+            dump = Text("This line has no packet.", style="dim")
+        else:
+            dump = frame_dump(None)
+        self.query_one("#timeline-hexdump", Static).update(dump)
+
+    def _select_event_packet(self) -> bool:
+        """Move the packet list's cursor to the packet of the timeline event under the cursor."""
+        packet = self._event_packet(self._cursor_event())
+        if packet is None:
+            return False
+        table = self.query_one("#packets", KeyedTable)
+        index = table.get_row_index(str(packet.frame_no))
+        if table.cursor_row != index:
+            table.move_cursor(row=index)
+        self._update_dump()
+        return True
+
     def _update_dump(self) -> None:
         key = self.query_one("#packets", KeyedTable).cursor_key
         packet = self._packets.get(key) if key is not None else None
@@ -225,10 +314,17 @@ class ConversationScreen(Screen[None]):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "packets":
             self._update_dump()
+        elif event.data_table.id == "timeline":
+            self._update_timeline_dump()
+            # Only the user's cursor moves the packet list, not the first draw of a hidden tab.
+            if self.query_one("#tabs", TabbedContent).active == "timeline-tab":
+                self._select_event_packet()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         # Enter on a row must not bubble up and open another conversation.
         event.stop()
+        if event.data_table.id == "timeline" and self._select_event_packet():
+            self.action_show_tab("packets-tab")
 
     def action_cycle_time(self) -> None:
         self.time_display = self.time_display.next()
@@ -237,10 +333,19 @@ class ConversationScreen(Screen[None]):
         self._render_detail()
 
     def _apply_time_labels(self) -> None:
-        for table_id in ("#packets", "#transcript"):
-            self.query_one(table_id, KeyedTable).set_column_label("time", self.time_display.value)
+        label = self.time_display.value
+        for table_id in ("#packets", "#transcript", "#timeline"):
+            self.query_one(table_id, KeyedTable).set_column_label("time", label)
+        self.query_one("#phases", KeyedTable).set_column_label("start", label)
 
     def action_show_tab(self, tab_id: str) -> None:
         self.query_one("#tabs", TabbedContent).active = tab_id
-        table_id = "#packets" if tab_id == "packets-tab" else "#transcript"
-        self.query_one(table_id, KeyedTable).focus()
+        self.query_one(f"#{tab_id.removesuffix('-tab')}", KeyedTable).focus()
+        if tab_id == "timeline-tab":
+            self._select_event_packet()
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        # A click on a tab moves the focus to its table, as the number keys do.
+        pane_id = event.pane.id or ""
+        if pane_id.endswith("-tab"):
+            self.query_one(f"#{pane_id.removesuffix('-tab')}", KeyedTable).focus()

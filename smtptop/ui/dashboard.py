@@ -1,13 +1,14 @@
-"""The dashboard: a header of capture counters above the table of conversations.
+"""The dashboard: capture counters and the traffic panel above the table of conversations.
 
 The app hands every new snapshot to ``DashboardScreen.show_snapshot``. The
 table is kept in step with ``KeyedTable.sync``, so rows are updated in place
-and the cursor stays on its conversation while rows come, change and go.
+and the cursor stays on its conversation while rows come, change, go or are
+sorted again. Cells, sort orders and filters are built in ``rows.py``.
 """
 
 from __future__ import annotations
 
-from enum import Enum
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -17,133 +18,40 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from smtptop.engine.snapshot import CaptureStats, ConversationRow, Snapshot
-from smtptop.smtp.events import Phase
-from smtptop.tcp.connection import TcpStage
 from smtptop.text.printable import printable
-from smtptop.text.timefmt import format_duration
-from smtptop.ui.keyed_table import Column, KeyedTable
+from smtptop.ui.keyed_table import KeyedTable
+from smtptop.ui.rows import (
+    CONVERSATION_COLUMNS,
+    FREE_TEXT_COLUMNS,
+    SORT_ORDERS,
+    STALLED_STYLE,
+    RowFilter,
+    SortOrder,
+    clock_cells,
+    dialogue_cells,
+    endpoint_cells,
+    free_text_widths,
+    is_stalled,
+    sort_rows,
+)
+from smtptop.ui.traffic import TrafficPanel
 
 if TYPE_CHECKING:
     from smtptop.ui.app import SmtpTopApp
 
-
-TLS_LABELS = {"none": "plain", "starttls": "STARTTLS", "implicit": "implicit"}
-
-# Wide enough for every TCP stage and SMTP phase name ("closed (FIN)", "end-of-data").
-# The rare "<phase>, <TCP stage>" of a connection that closed after a rejected
-# greeting is longer and is cut with an ellipsis.
-STAGE_WIDTH = max(len(value.value) for value in (*TcpStage, *Phase))
-
-# The free-text columns come last, as the command column does in top, and
-# share the width the other columns leave; see free_text_widths.
-FREE_TEXT_COLUMNS = ("last_command", "last_reply")
-MIN_FREE_TEXT_WIDTH = 10
-MAX_COMMAND_WIDTH = 48
-MAX_REPLY_WIDTH = 72
-
-CONVERSATION_COLUMNS = (
-    Column("client", "client"),
-    Column("server", "server"),
-    Column("TLS", "tls", max(len(label) for label in TLS_LABELS.values())),
-    Column("stage", "stage", STAGE_WIDTH),
-    Column("age", "age", 7),
-    Column("idle", "idle", 7),
-    Column("msgs", "messages", 4),
-    Column("retrans", "retransmissions", 7),
-    Column("last command", "last_command", MIN_FREE_TEXT_WIDTH),
-    Column("last reply", "last_reply", MIN_FREE_TEXT_WIDTH),
-)
-
-CLOSED_STYLE = "dim"
-STALLED_STYLE = "bold red"
-
-
-class SortOrder(Enum):
-    """Row orders of the conversation table; ``s`` cycles through them."""
-
-    NEWEST = "newest first"
-    ACTIVITY = "recent activity"
-    IDLE = "longest idle"
-
-    def next(self) -> SortOrder:
-        members = list(SortOrder)
-        return members[(members.index(self) + 1) % len(members)]
-
-
-def sort_rows(rows: tuple[ConversationRow, ...], order: SortOrder) -> list[ConversationRow]:
-    """Order conversation rows for display; ties fall back to the newest key first."""
-    if order is SortOrder.NEWEST:
-        return sorted(rows, key=lambda row: (row.start, row.key), reverse=True)
-    if order is SortOrder.ACTIVITY:
-        return sorted(rows, key=lambda row: (row.last_seen, row.key), reverse=True)
-    # Open conversations first, the longest idle on top: that is where stalls are.
-    return sorted(rows, key=lambda row: (row.closed, row.last_seen, -row.key))
-
-
-def row_matches(row: ConversationRow, needle: str) -> bool:
-    """Check whether a case-folded filter text occurs in the row's addresses, stage or dialogue."""
-    fields = (row.client, row.server, row.stage, row.tls_mode, row.last_command, row.last_reply)
-    return any(needle in field.casefold() for field in fields)
-
-
-def _cell(value: str, style: str) -> Text:
-    # A value wider than its column ends in "…", so a cut is visible.
-    return Text(printable(value), style=style, no_wrap=True, overflow="ellipsis", end="")
-
-
-def free_text_widths(free: int) -> tuple[int, int]:
-    """Split ``free`` columns of text between the last command and the last reply.
-
-    The reply gets three fifths because it is usually the longer text. Each
-    width is kept between ``MIN_FREE_TEXT_WIDTH`` and its maximum, so a narrow
-    terminal scrolls sideways instead of showing nothing.
-    """
-    command = min(MAX_COMMAND_WIDTH, max(MIN_FREE_TEXT_WIDTH, free * 2 // 5))
-    reply = min(MAX_REPLY_WIDTH, max(MIN_FREE_TEXT_WIDTH, free - command))
-    return command, reply
-
-
-def endpoint_cells(row: ConversationRow) -> list[Text]:
-    """Build the client, server, TLS and stage cells of one conversation."""
-    style = CLOSED_STYLE if row.closed else ""
-    return [
-        _cell(row.client, style),
-        _cell(row.server, style),
-        _cell(TLS_LABELS.get(row.tls_mode, row.tls_mode), style),
-        _cell(row.stage, style),
-    ]
-
-
-def dialogue_cells(row: ConversationRow) -> list[Text]:
-    """Build the last command and last reply cells of one conversation."""
-    style = CLOSED_STYLE if row.closed else ""
-    return [_cell(row.last_command, style), _cell(row.last_reply, style)]
-
-
-def clock_cells(row: ConversationRow, now: float, stall_seconds: float) -> list[Text]:
-    """Build the age, idle, msgs and retrans cells of one conversation at capture time ``now``."""
-    style = CLOSED_STYLE if row.closed else ""
-    idle = now - row.last_seen
-    stalled = not row.closed and idle > stall_seconds
-    return [
-        _cell(format_duration(now - row.start), style),
-        _cell(format_duration(idle), STALLED_STYLE if stalled else style),
-        _cell(str(row.messages), style),
-        _cell(str(row.retransmissions), style),
-    ]
-
-
-def conversation_cells(row: ConversationRow, now: float, stall_seconds: float) -> list[Text]:
-    """Build all table cells of one conversation at capture time ``now``, in column order."""
-    return endpoint_cells(row) + clock_cells(row, now, stall_seconds) + dialogue_cells(row)
+# Terminal rows from which the traffic panel is shown until the user toggles it with g.
+TRAFFIC_MIN_HEIGHT = 30
 
 
 def header_text(
     stats: CaptureStats | None,
     *,
     paused: bool,
-    row_filter: str,
+    row_filter: RowFilter,
     order: SortOrder,
+    reverse: bool,
+    stalled: int,
+    secrets_shown: bool,
     fetch_error: str | None,
 ) -> Text:
     """Build the two or three header lines above the conversation table."""
@@ -153,12 +61,20 @@ def header_text(
     else:
         _append_counters(text, stats)
     text.append("\n")
-    text.append(f"sorted by {order.value}", style="dim")
-    if row_filter:
+    text.append("stalled ")
+    text.append(f"{stalled:,}", style=STALLED_STYLE if stalled else "")
+    text.append(f"  sorted by {order.label}{', reversed' if reverse else ''}", style="dim")
+    quick = row_filter.quick_labels()
+    if quick:
+        text.append("  only: ")
+        text.append(", ".join(quick), style="bold")
+    if row_filter.text:
         text.append("  filter: ")
-        text.append(printable(row_filter), style="bold")
+        text.append(printable(row_filter.text), style="bold")
     if stats is not None and stats.finished:
         text.append("  END OF INPUT", style="bold")
+    if secrets_shown:
+        text.append("  SECRETS SHOWN", style="bold reverse red")
     if paused:
         text.append("  PAUSED", style="bold reverse")
     error = fetch_error or (stats.error if stats is not None else None)
@@ -193,20 +109,28 @@ def _drops(stats: CaptureStats) -> str:
 
 
 class DashboardScreen(Screen[None]):
-    """The main screen: capture counters and one row per conversation."""
+    """The main screen: capture counters, the traffic panel and one row per conversation."""
 
     BINDINGS = [
         Binding("q", "app.quit", "Quit"),
         Binding("enter", "open_conversation", "Open", show=True),
         Binding("slash", "edit_filter", "Filter"),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("escape", "clear_filter", "Clear filters", show=False),
         Binding("s", "cycle_sort", "Sort"),
+        Binding("S", "reverse_sort", "Reverse", key_display="S"),
+        Binding("exclamation_mark", "toggle_stalled", "Stalled", key_display="!"),
+        Binding("e", "toggle_errors", "Errors"),
+        Binding("T", "cycle_tls", "TLS", key_display="T"),
+        Binding("g", "toggle_traffic", "Traffic"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
-        self.row_filter = ""
-        self.row_order = SortOrder.NEWEST
+        self.row_filter = RowFilter()
+        self.row_order = SORT_ORDERS[0]
+        self.reverse_order = False
+        # None until the user presses g: then the panel follows the terminal height.
+        self.traffic_choice: bool | None = None
         self._snapshot: Snapshot | None = None
         self._now = 0.0
         self._fetch_error: str | None = None
@@ -220,6 +144,7 @@ class DashboardScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(id="header")
+        yield TrafficPanel(id="traffic")
         yield Input(placeholder="filter: client, server, stage or command", id="filter")
         yield KeyedTable(CONVERSATION_COLUMNS, id="conversations")
         yield Footer()
@@ -238,7 +163,7 @@ class DashboardScreen(Screen[None]):
     def show_snapshot(self, snapshot: Snapshot | None, now: float, fetch_error: str | None) -> None:
         """Take a new snapshot, or keep the last one when reading it failed with ``fetch_error``.
 
-        The table is redrawn only while this screen is on top.
+        The table and the traffic panel are redrawn only while this screen is on top.
         """
         if snapshot is not None:
             self._snapshot = snapshot
@@ -249,6 +174,31 @@ class DashboardScreen(Screen[None]):
         self._render_header()
         if self.is_current:
             self._render_rows()
+            self._render_traffic()
+
+    @property
+    def traffic_shown(self) -> bool:
+        """Whether the traffic panel is on screen: it needs statistics and the user's choice or room."""
+        if self._snapshot is None or self._snapshot.traffic is None:
+            return False
+        if self.traffic_choice is not None:
+            return self.traffic_choice
+        return self.size.height >= TRAFFIC_MIN_HEIGHT
+
+    def _render_traffic(self) -> None:
+        panel = self.query_one("#traffic", TrafficPanel)
+        shown = self.traffic_shown
+        if panel.display != shown:
+            panel.display = shown
+        if shown and self._snapshot is not None:
+            panel.show(self._snapshot.traffic)
+
+    def stalled_count(self) -> int:
+        """Count the stalled conversations of the last snapshot, ignoring the filters."""
+        if self._snapshot is None:
+            return 0
+        stall = self.smtptop.stall_seconds
+        return sum(is_stalled(row, self._now, stall) for row in self._snapshot.rows)
 
     def _render_header(self) -> None:
         stats = self._snapshot.stats if self._snapshot is not None else None
@@ -257,6 +207,9 @@ class DashboardScreen(Screen[None]):
             paused=self.smtptop.paused,
             row_filter=self.row_filter,
             order=self.row_order,
+            reverse=self.reverse_order,
+            stalled=self.stalled_count(),
+            secrets_shown=self.smtptop.secrets_shown,
             fetch_error=self._fetch_error,
         )
         self.query_one("#header", Static).update(header)
@@ -264,13 +217,21 @@ class DashboardScreen(Screen[None]):
     def _render_rows(self) -> None:
         if self._snapshot is None:
             return
-        needle = self.row_filter.casefold()
-        rows = self._snapshot.rows
-        if needle:
-            rows = tuple(row for row in rows if row_matches(row, needle))
         stall = self.smtptop.stall_seconds
+        rows = [
+            row
+            for row in self._snapshot.rows
+            if self.row_filter.matches(row, self._now, stall)
+        ]
+        ordered = sort_rows(
+            rows,
+            self.row_order,
+            now=self._now,
+            stall_seconds=stall,
+            reverse=self.reverse_order,
+        )
         table_rows = []
-        for row in sort_rows(rows, self.row_order):
+        for row in ordered:
             endpoints, dialogue = self._fixed_cells(row)
             cells = endpoints + clock_cells(row, self._now, stall) + dialogue
             table_rows.append((str(row.key), cells))
@@ -293,6 +254,8 @@ class DashboardScreen(Screen[None]):
 
     def on_resize(self) -> None:
         self._fit_free_text_columns()
+        if self._mounted:
+            self._render_traffic()
 
     def _fit_free_text_columns(self) -> None:
         """Give the last command and last reply the width the other columns leave."""
@@ -306,10 +269,11 @@ class DashboardScreen(Screen[None]):
             table.set_column_width(key, width)
 
     def refresh_view(self) -> None:
-        """Redraw the header and rows from the last snapshot, after a setting changed."""
+        """Redraw the header, panel and rows from the last snapshot, after a setting changed."""
         if not self._mounted:
             return
         self._render_header()
+        self._render_traffic()
         self._render_rows()
 
     def action_open_conversation(self) -> None:
@@ -325,17 +289,18 @@ class DashboardScreen(Screen[None]):
 
     def action_edit_filter(self) -> None:
         filter_input = self.query_one("#filter", Input)
-        filter_input.value = self.row_filter
+        filter_input.value = self.row_filter.text
         filter_input.display = True
         filter_input.focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.row_filter = event.value.strip()
+        self.row_filter = replace(self.row_filter, text=event.value.strip())
         self._close_filter()
 
     def action_clear_filter(self) -> None:
-        self.row_filter = ""
+        """Clear the text filter and every quick filter."""
+        self.row_filter = RowFilter()
         self._close_filter()
 
     def _close_filter(self) -> None:
@@ -343,6 +308,30 @@ class DashboardScreen(Screen[None]):
         self.query_one("#conversations", KeyedTable).focus()
         self.refresh_view()
 
+    def action_toggle_stalled(self) -> None:
+        self.row_filter = replace(self.row_filter, stalled_only=not self.row_filter.stalled_only)
+        self.refresh_view()
+
+    def action_toggle_errors(self) -> None:
+        self.row_filter = replace(self.row_filter, errors_only=not self.row_filter.errors_only)
+        self.refresh_view()
+
+    def action_cycle_tls(self) -> None:
+        self.row_filter = replace(self.row_filter, tls=self.row_filter.tls.next())
+        self.refresh_view()
+
     def action_cycle_sort(self) -> None:
-        self.row_order = self.row_order.next()
+        index = SORT_ORDERS.index(self.row_order)
+        self.row_order = SORT_ORDERS[(index + 1) % len(SORT_ORDERS)]
+        self.refresh_view()
+
+    def action_reverse_sort(self) -> None:
+        self.reverse_order = not self.reverse_order
+        self.refresh_view()
+
+    def action_toggle_traffic(self) -> None:
+        if self._snapshot is None or self._snapshot.traffic is None:
+            self.notify("This source has no traffic statistics.", severity="warning")
+            return
+        self.traffic_choice = not self.traffic_shown
         self.refresh_view()

@@ -3,6 +3,8 @@
 The app calls ``snapshot()`` a few times per second on the event loop
 thread, so implementations must return quickly and not block.
 ``detail(key)`` is called at the same rate for the one conversation on screen.
+``set_reveal_secrets`` is optional. The app looks it up with ``getattr`` and
+shows a notification when a source does not have it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,14 @@ class SnapshotSource(Protocol):
         ...
 
 
+class RevealingSource(SnapshotSource, Protocol):
+    """A source that can also show AUTH credentials unmasked in later snapshots and details."""
+
+    def set_reveal_secrets(self, reveal: bool) -> None:
+        """Show AUTH arguments as sent when ``reveal`` is True, masked when False."""
+        ...
+
+
 class StaticSource:
     """A source that returns fixed snapshots, for tests and screenshots.
 
@@ -45,6 +55,7 @@ class StaticSource:
         self._details = dict(details or {})
         self.snapshot_calls = 0
         self.stop_calls = 0
+        self.reveal_calls: list[bool] = []
 
     def update(
         self,
@@ -66,3 +77,7 @@ class StaticSource:
 
     def stop(self) -> None:
         self.stop_calls += 1
+
+    def set_reveal_secrets(self, reveal: bool) -> None:
+        """Record the request; a static source has no secrets of its own to unmask."""
+        self.reveal_calls.append(reveal)

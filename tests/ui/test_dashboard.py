@@ -11,9 +11,9 @@ from textual.widgets import Input, Static
 
 from smtptop.engine.snapshot import Snapshot
 from smtptop.ui.app import SmtpTopApp
-from smtptop.ui.dashboard import STALLED_STYLE
 from smtptop.ui.help import HelpScreen
 from smtptop.ui.keyed_table import KeyedTable
+from smtptop.ui.rows import STALLED_STYLE
 from smtptop.ui.source import StaticSource
 from ui_samples import IMPLICIT_KEY, POSTFIX_KEY, STALLED_KEY, T0, sample_source, stats
 
@@ -43,7 +43,7 @@ def change_row(source: StaticSource, key: int, **changes: object) -> None:
         dataclasses.replace(row, **changes) if row.key == key else row  # type: ignore[arg-type]
         for row in snapshot.rows
     )
-    source.update(Snapshot(stats=snapshot.stats, rows=rows))
+    source.update(dataclasses.replace(snapshot, rows=rows))
 
 
 async def test_rows_show_snapshot_cells() -> None:
@@ -274,10 +274,31 @@ async def test_help_opens_and_closes() -> None:
         keys_text = console.export_text()
         assert "quit" in keys_text
         assert "pause or resume" in keys_text
+        for key, meaning in (
+            ("S", "reverse the sort order"),
+            ("!", "only stalled"),
+            ("e", "4xx or 5xx"),
+            ("T", "TLS filter"),
+            ("g", "traffic panel"),
+            ("R", "AUTH credentials"),
+            ("1 / 2 / 3 / 4", "Timeline"),
+        ):
+            line = next((line for line in keys_text.splitlines() if meaning in line), "")
+            assert line.strip().startswith(key), (key, meaning)
 
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_footer_lists_new_keys() -> None:
+    app = make_app(sample_source())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        active = app.active_bindings.values()
+        shown = {item.binding.key_display or item.binding.key for item in active if item.binding.show}
+
+        assert {"S", "!", "e", "T", "g", "R"} <= shown
 
 
 async def test_q_quits_and_stops_source() -> None:

@@ -30,8 +30,9 @@ from smtptop.engine.runner import CaptureRunner
 from smtptop.engine.snapshot import CaptureStats, Snapshot
 from smtptop.ui.app import SmtpTopApp
 from smtptop.ui.conversation import ConversationScreen
-from smtptop.ui.dashboard import DashboardScreen, free_text_widths
+from smtptop.ui.dashboard import DashboardScreen
 from smtptop.ui.keyed_table import KeyedTable
+from smtptop.ui.rows import free_text_widths
 from smtptop.ui.source import StaticSource
 from tests.support import DEMO_CAPTURE, PUBLIC_CAPTURES, REPO_ROOT
 from tests.support.tshark import conversation_count, smtp_dialogue, tshark_path
@@ -327,7 +328,9 @@ async def test_demo_columns_fit_width(width: int) -> None:
 
 def test_free_text_widths_split_and_clamp() -> None:
     assert free_text_widths(100) == (40, 60)
-    assert free_text_widths(0) == (10, 10)
+    assert free_text_widths(0) == (4, 9)
+    assert free_text_widths(13) == (4, 9)
+    assert free_text_widths(30) == (12, 18)
     assert free_text_widths(1000) == (48, 72)
 
 
@@ -343,12 +346,19 @@ async def test_screenshots_script_writes_svgs(tmp_path: Path) -> None:
 
     paths = await screenshots.save_screenshots(tmp_path, runner)
 
-    assert [path.name for path in paths] == ["dashboard.svg", "conversation.svg", "transcript.svg"]
+    assert [path.name for path in paths] == [
+        "dashboard.svg",
+        "conversation.svg",
+        "timeline.svg",
+        "transcript.svg",
+    ]
     svg = {path.name: path.read_text() for path in paths}
     # Rich writes spaces in SVG text as no-break spaces.
     assert "127.0.0.11:25" in svg["dashboard.svg"]
     assert "550&#160;5.1.1" in svg["conversation.svg"]
     assert "0x0000:" in svg["conversation.svg"]
+    assert "550&#160;5.1.1" in svg["timeline.svg"]
+    assert "→│" in svg["timeline.svg"]
     assert "AUTH&#160;LOGIN" in svg["transcript.svg"]
     assert "AUTH&#160;response&#160;****" in svg["transcript.svg"]
     for text in svg.values():

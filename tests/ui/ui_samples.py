@@ -20,7 +20,10 @@ from smtptop.engine.snapshot import (
     ConversationDetail,
     ConversationRow,
     PacketRow,
+    Percentiles,
+    PhaseLatency,
     Snapshot,
+    TrafficStats,
     TranscriptLine,
 )
 from smtptop.ui.source import StaticSource
@@ -174,17 +177,55 @@ def stalled_packets() -> tuple[PacketRow, ...]:
 
 
 def stalled_transcript() -> tuple[TranscriptLine, ...]:
+    """Build the dialogue of the stalled conversation; each line names its packet (frames 101-105)."""
     lines = []
     command_ts: float | None = None
-    for delay, direction, payload in STALLED_DIALOGUE:
+    for number, (delay, direction, payload) in enumerate(STALLED_DIALOGUE, start=101):
         for text in payload.decode().splitlines():
             if direction is C2S:
                 command_ts = T0 + delay
-                lines.append(TranscriptLine(T0 + delay, C2S, text, None))
+                lines.append(TranscriptLine(T0 + delay, C2S, text, None, frame_no=number))
             else:
                 latency = None if command_ts is None else T0 + delay - command_ts
-                lines.append(TranscriptLine(T0 + delay, S2C, text, latency))
+                lines.append(TranscriptLine(T0 + delay, S2C, text, latency, frame_no=number))
     return tuple(lines)
+
+
+# What the stalled conversation waits for, as the engine words it on the conversation screen.
+STALL_LINE = "client has not sent a command for 59 s after 250 to MAIL"
+
+
+def stalled_phases() -> tuple[PhaseLatency, ...]:
+    """Return the stalled conversation's phases: MAIL is the slowest complete one, RCPT is owed."""
+    return (
+        PhaseLatency("connect", T0, None, 0.004),
+        PhaseLatency("greeting", T0 + 0.004, 0.006, 0.006),
+        PhaseLatency("EHLO", T0 + 0.020, 0.011, 0.011),
+        PhaseLatency("MAIL", T0 + 0.040, 0.010, 0.012),
+        PhaseLatency("RCPT", T0 + 0.052, None, None),
+    )
+
+
+def sample_traffic() -> TrafficStats:
+    """Return traffic statistics with every list filled, as a busy relay would have them."""
+    return TrafficStats(
+        window_seconds=60.0,
+        conversations_per_second=1.25,
+        messages_per_second=0.5,
+        replies_by_class=(("2xx", 120), ("4xx", 3), ("5xx", 1)),
+        phase_percentiles=(
+            ("greeting", Percentiles(40, 0.006, 0.020, 0.150)),
+            ("EHLO", Percentiles(40, 0.011, 0.030, 0.090)),
+            ("MAIL", Percentiles(38, 0.004, 0.012, 0.020)),
+            ("RCPT", Percentiles(61, 0.005, 0.250, 1.200)),
+            ("end-of-data", Percentiles(30, 0.350, 5.000, 12.0)),
+        ),
+        conversation_rate_history=(0.0, 1.0, 2.0, 1.0, 3.0, 1.0),
+        message_rate_history=(0.0, 0.0, 1.0, 0.0, 1.0, 0.0),
+        top_error_servers=(("10.0.0.25:25", 3), ("172.22.0.2:25", 1)),
+        top_error_clients=(("10.0.0.5:40112", 4),),
+        slowest_servers=(("127.0.0.11:25", 5.0), ("10.0.0.25:25", 0.03)),
+    )
 
 
 def postfix_row(packets: tuple[PacketRow, ...]) -> ConversationRow:
@@ -224,6 +265,9 @@ def stalled_row() -> ConversationRow:
         packets=5,
         bytes=190,
         anomalies=0,
+        waiting_on="client",
+        waiting_since=T0 + 0.052,
+        waiting_for="next command",
     )
 
 
@@ -266,11 +310,11 @@ def stats(now: float, **changes: object) -> CaptureStats:
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
-def sample_source() -> StaticSource:
+def sample_source(traffic: TrafficStats | None = None) -> StaticSource:
     """Return a source with the three sample conversations at capture time T0 + 60 s."""
     packets = capture_packets()
     rows = (postfix_row(packets), stalled_row(), implicit_row())
-    snapshot = Snapshot(stats=stats(T0 + 60.0), rows=rows)
+    snapshot = Snapshot(stats=stats(T0 + 60.0), rows=rows, traffic=traffic)
     details = {
         POSTFIX_KEY: ConversationDetail(
             row=rows[0],
@@ -287,6 +331,8 @@ def sample_source() -> StaticSource:
             transcript=stalled_transcript(),
             capabilities=("PIPELINING", "SIZE 52428800", "STARTTLS"),
             anomalies=(),
+            stall=STALL_LINE,
+            phases=stalled_phases(),
         ),
         IMPLICIT_KEY: ConversationDetail(
             row=rows[2],

@@ -1,0 +1,159 @@
+"""The dashboard's traffic panel: rates with sparklines, reply classes, latency percentiles, top lists.
+
+The dashboard hands every snapshot's ``TrafficStats`` to ``TrafficPanel.show``.
+The panel redraws only the parts whose numbers changed, because it is fed a
+few times per second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Sparkline, Static
+
+from smtptop.engine.snapshot import Percentiles, TrafficStats
+from smtptop.text.printable import printable
+from smtptop.text.timefmt import format_duration
+
+# Rows of content in the panel, below which it draws a one-row border: the
+# percentile table's header and eight phases fit, enough for a whole dialogue
+# from greeting to QUIT. The stylesheet's #traffic height must match.
+PANEL_ROWS = 9
+MAX_PHASE_ROWS = PANEL_ROWS - 1
+MAX_TOP_ROWS = PANEL_ROWS - 1
+
+REPLY_CLASS_STYLES = {"2xx": "green", "4xx": "yellow", "5xx": "bold red"}
+
+
+def rate_text(label: str, per_second: float, window_seconds: float) -> Text:
+    """Build one rate line, e.g. "conversations/s 1.25 (60 s window)"."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(f"{label} ")
+    text.append(f"{per_second:.2f}", style="bold")
+    text.append(f"  over {format_duration(window_seconds)}", style="dim")
+    return text
+
+
+def reply_classes_text(classes: Sequence[tuple[str, int]]) -> Text:
+    """Build the reply class counts line, e.g. "replies 2xx 120  4xx 3  5xx 1"."""
+    text = Text("replies", no_wrap=True, overflow="ellipsis")
+    for name, count in classes:
+        style = REPLY_CLASS_STYLES.get(name, "") if count else "dim"
+        text.append(f"  {printable(name)} ")
+        text.append(f"{count:,}", style=style)
+    if not classes:
+        text.append("  none yet", style="dim")
+    return text
+
+
+def percentile_table(phases: Sequence[tuple[str, Percentiles]]) -> Table:
+    """Build the per-phase latency table; phases past ``MAX_PHASE_ROWS`` are counted in the last row."""
+    table = Table.grid(padding=(0, 1))
+    table.add_column(no_wrap=True)
+    for _ in range(4):
+        table.add_column(justify="right", no_wrap=True)
+    table.add_row(*(Text(label, style="bold") for label in ("phase", "n", "p50", "p95", "p99")))
+    shown = phases if len(phases) <= MAX_PHASE_ROWS else phases[: MAX_PHASE_ROWS - 1]
+    for name, values in shown:
+        table.add_row(
+            printable(name, 12),
+            f"{values.count:,}",
+            format_duration(values.p50),
+            format_duration(values.p95),
+            format_duration(values.p99),
+        )
+    if len(shown) < len(phases):
+        table.add_row(Text(f"+{len(phases) - len(shown)} more", style="dim"))
+    if not phases:
+        table.add_row(Text("no replies yet", style="dim"))
+    return table
+
+
+def top_lists_table(traffic: TrafficStats) -> Table:
+    """Build the three top lists side by side: servers and clients by 4xx/5xx, slowest servers."""
+    table = Table.grid(padding=(0, 2), expand=True)
+    for _ in range(3):
+        table.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
+    table.add_row(
+        Text("4xx/5xx by server", style="bold"),
+        Text("4xx/5xx by client", style="bold"),
+        Text("slowest servers, p95", style="bold"),
+    )
+    columns = (
+        [_top_entry(name, f"{count:,}") for name, count in traffic.top_error_servers],
+        [_top_entry(name, f"{count:,}") for name, count in traffic.top_error_clients],
+        [_top_entry(name, format_duration(seconds)) for name, seconds in traffic.slowest_servers],
+    )
+    for index in range(min(MAX_TOP_ROWS, max(len(entries) for entries in columns))):
+        table.add_row(*(entries[index] if index < len(entries) else "" for entries in columns))
+    if not any(columns):
+        table.add_row(Text("none yet", style="dim"), "", "")
+    return table
+
+
+def _top_entry(name: str, value: str) -> Text:
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(value, style="bold")
+    text.append(f" {printable(name)}")
+    return text
+
+
+class TrafficPanel(Horizontal):
+    """Rates, reply classes, latency percentiles and top lists of the sliding window."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._traffic: TrafficStats | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="traffic-rates"):
+            yield Static(id="conversation-rate")
+            yield Sparkline(id="conversation-spark")
+            yield Static(id="message-rate")
+            yield Sparkline(id="message-spark")
+            yield Static(id="reply-classes")
+        yield Static(id="traffic-latency")
+        yield Static(id="traffic-tops")
+
+    def show(self, traffic: TrafficStats | None) -> None:
+        """Show new traffic statistics; parts whose numbers did not change are not redrawn."""
+        previous, self._traffic = self._traffic, traffic
+        if traffic is None or traffic == previous:
+            return
+        window = traffic.window_seconds
+        if previous is None or _rates(previous) != _rates(traffic):
+            self.query_one("#conversation-rate", Static).update(
+                rate_text("conversations/s", traffic.conversations_per_second, window)
+            )
+            self.query_one("#message-rate", Static).update(
+                rate_text("messages/s", traffic.messages_per_second, window)
+            )
+        # Sparkline.data is reactive, so an equal history does not redraw it.
+        self.query_one("#conversation-spark", Sparkline).data = traffic.conversation_rate_history
+        self.query_one("#message-spark", Sparkline).data = traffic.message_rate_history
+        if previous is None or previous.replies_by_class != traffic.replies_by_class:
+            self.query_one("#reply-classes", Static).update(
+                reply_classes_text(traffic.replies_by_class)
+            )
+        if previous is None or previous.phase_percentiles != traffic.phase_percentiles:
+            self.query_one("#traffic-latency", Static).update(
+                percentile_table(traffic.phase_percentiles)
+            )
+        if previous is None or _tops(previous) != _tops(traffic):
+            self.query_one("#traffic-tops", Static).update(top_lists_table(traffic))
+
+
+def _rates(traffic: TrafficStats) -> tuple[float, float, float]:
+    return (
+        traffic.window_seconds,
+        traffic.conversations_per_second,
+        traffic.messages_per_second,
+    )
+
+
+def _tops(traffic: TrafficStats) -> tuple[object, ...]:
+    return (traffic.top_error_servers, traffic.top_error_clients, traffic.slowest_servers)
