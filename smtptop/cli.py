@@ -249,7 +249,12 @@ def _run(config: Config, source: LiveCapture | CaptureReader, name: str) -> int:
         )
         from smtptop.ui.app import SmtpTopApp  # Textual is imported only for the UI.
 
-        app = SmtpTopApp(runner, stall_seconds=config.stall_seconds, live=isinstance(source, LiveCapture) or config.demo)
+        app = SmtpTopApp(
+            runner,
+            stall_seconds=config.stall_seconds,
+            live=isinstance(source, LiveCapture) or config.demo,
+            secrets_shown=config.engine.reveal_secrets,
+        )
         runner.start()
         try:
             app.run()

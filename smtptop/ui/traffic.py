@@ -50,8 +50,18 @@ def reply_classes_text(classes: Sequence[tuple[str, int]]) -> Text:
     return text
 
 
+# Where mail waits most often: these come first when the panel has no room for every phase.
+PHASE_PRIORITY = ("greeting", "end-of-data", "DATA", "RCPT", "MAIL", "EHLO", "body", "STARTTLS", "AUTH", "QUIT")
+
+
+def _phase_rank(item: tuple[str, Percentiles]) -> int:
+    name = item[0]
+    return PHASE_PRIORITY.index(name) if name in PHASE_PRIORITY else len(PHASE_PRIORITY)
+
+
 def percentile_table(phases: Sequence[tuple[str, Percentiles]]) -> Table:
     """Build the per-phase latency table; phases past ``MAX_PHASE_ROWS`` are counted in the last row."""
+    phases = sorted(phases, key=_phase_rank)
     table = Table.grid(padding=(0, 1))
     table.add_column(no_wrap=True)
     for _ in range(4):
