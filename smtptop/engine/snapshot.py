@@ -51,6 +51,8 @@ class ConversationRow:
     waiting_since: float | None = None
     waiting_for: str = ""  # what is owed, e.g. "reply to DATA end-of-data", "next command"
     errors: int = 0  # 4xx and 5xx replies
+    duplicate_acks: int = 0  # both directions, counted by Wireshark's rules
+    zero_windows: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,8 @@ class CaptureStats:
     finished: bool  # the source is exhausted (end of file)
     now: float  # newest capture time seen, 0.0 before the first packet
     error: str | None  # last source error, for example a corrupt record in a file
+    lost_segments: int = 0  # "previous segment not captured", over all conversations
+    acked_unseen: int = 0  # "ACKed segment that wasn't captured": loss in the capture, not the network
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,9 @@ class PacketRow:
     summary: str  # "EHLO client.example", "250-mx.example (4 lines)", "[ACK]", "TLS data"
     frame: bytes | None  # captured bytes, or None once the bounded store dropped them
     link_type: int
+    # TCP analysis tags in Wireshark's words: "Retransmission", "Dup ACK #2", "ZeroWindow",
+    # "TCP Keep-Alive", "Previous segment not captured", ...
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +126,45 @@ class ConversationDetail:
     # end-of-data for 47 s; client's last segment was ACKed"; "" when nothing is owed.
     stall: str = ""
     phases: tuple[PhaseLatency, ...] = ()
+    tcp: TcpHealth | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TcpDirectionHealth:
+    """TCP analysis counters and windows of one direction (the sender's segments)."""
+
+    retransmissions: int
+    fast_retransmissions: int
+    spurious_retransmissions: int
+    duplicate_acks: int
+    out_of_order: int
+    lost_segments: int  # "previous segment not captured"
+    acked_unseen: int
+    zero_windows: int
+    zero_window_probes: int
+    zero_window_probe_acks: int
+    window_full: int
+    window_updates: int
+    keep_alives: int
+    keep_alive_acks: int
+    window: int | None  # the last advertised receive window in bytes, scaled; None if the scale is unknown
+    raw_window: int  # the last advertised window field as sent
+    window_scale: int | None  # the shift from the SYN, None when the handshake was not seen
+    bytes_in_flight: int
+    rtt_min: float | None  # seconds, from ACKs of this direction's data
+    rtt_smoothed: float | None
+    rtt_max: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TcpHealth:
+    """The TCP panel of a conversation: per-direction indicators plus Zeek's summary of the connection."""
+
+    client: TcpDirectionHealth
+    server: TcpDirectionHealth
+    initial_rtt: float | None  # seconds, SYN to the ACK that completes the handshake
+    zeek_state: str  # S0, S1, SF, REJ, RSTO, RSTR, SH, OTH, ...
+    history: str  # Zeek's history letters, such as "ShADadFf"
 
 
 @dataclass(frozen=True, slots=True)
