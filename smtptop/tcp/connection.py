@@ -14,6 +14,7 @@ from enum import Enum
 
 from smtptop.decode.segment import ACK, FIN, RST, SYN, Segment
 from smtptop.direction import Direction
+from smtptop.tcp.analysis import KEEP_ALIVE, TcpAnalysis
 from smtptop.tcp.reassembly import DEFAULT_ACK_GRACE, DEFAULT_MAX_HELD_BYTES, StreamEvent, StreamReassembler
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ class TcpConnection:
         self.end_ts: float | None = None  # when the connection reached CLOSED, RESET or REFUSED
         self.last_ts: float | None = None
         self.segments = 0
+        self.analysis = TcpAnalysis()
+        self.last_tags: tuple[str, ...] = ()  # the analysis flags of the last segment received
         self._started = False
         self._fin_seen: set[Direction] = set()
         self._streams = {
@@ -107,6 +110,7 @@ class TcpConnection:
         self.segments += 1
         self.last_ts = seg.ts
         self._update_stage(direction, flags, seg.ts)
+        self.last_tags = self.analysis.observe(seg, direction)
 
         stream = self._streams[direction]
         if flags & ACK:
@@ -114,6 +118,10 @@ class TcpConnection:
         if flags & RST:
             # RFC 9293, section 3.5.3: a reset carries no stream data (any
             # payload is diagnostic text), so it is not reassembled.
+            return direction, []
+        if KEEP_ALIVE in self.last_tags:
+            # A keep-alive repeats the byte before the next one expected, or
+            # carries none, so it brings nothing to the stream.
             return direction, []
         events = stream.add(
             seg.seq,
@@ -152,8 +160,8 @@ class TcpConnection:
 
     @property
     def retransmissions(self) -> int:
-        """Retransmitted segments (payload but no new byte), both directions."""
-        return sum(stream.retransmissions for stream in self._streams.values())
+        """Retransmissions, fast and spurious retransmissions, both directions, as the analysis flags them."""
+        return self.analysis.retransmissions
 
     @property
     def out_of_order(self) -> int:
