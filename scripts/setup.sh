@@ -19,7 +19,8 @@ apt_packages=(
     swaks         # SMTP client in tests and the demo
     postfix       # smtp-sink and smtp-source
     openssl
-    iproute2      # ip netns for the demo recording
+    iproute2      # ip netns for the demo recording and the loss tests
+    nftables      # packet loss inside the loss tests' own namespace
     python3-venv
 )
 

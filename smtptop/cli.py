@@ -284,7 +284,7 @@ def _run_headless(config: Config, source: LiveCapture | CaptureReader, name: str
     engine.finish_input(None)
     if isinstance(sink, ReportCollector):
         try:
-            sink.write(sys.stdout)
+            sink.write(sys.stdout, engine.snapshot().stats)
             sys.stdout.flush()
         except BrokenPipeError:
             sink.closed = True

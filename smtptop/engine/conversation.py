@@ -58,6 +58,7 @@ class PacketRecord:
         "revealed_summary",
         "seq",
         "summary",
+        "tags",
         "ts",
         "window",
     )
@@ -74,6 +75,8 @@ class PacketRecord:
         self.summary = ""  # AUTH secrets masked
         self.revealed_summary: str | None = None  # the summary with secrets shown, when it differs
         self.frame = frame
+        # TCP analysis tags in Wireshark's words, the connection's tuple for this segment.
+        self.tags: tuple[str, ...] = ()
 
 
 class Conversation:

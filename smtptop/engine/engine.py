@@ -27,6 +27,7 @@ from smtptop.engine.snapshot import (
     PacketRow,
     Snapshot,
 )
+from smtptop.engine.tcp_health import ACKED_UNSEEN, LOST_SEGMENT, row_counters, tcp_health
 from smtptop.engine.waits import stall_text
 from smtptop.metrics.traffic import TrafficMeter
 from smtptop.smtp.events import CommandKind, CommandRecord, Phase
@@ -65,6 +66,9 @@ class Engine:
         self.meter = TrafficMeter(config.traffic_window_seconds)
         self.kernel_drops: int | None = None
         self.interface_drops: int | None = None
+        # Running totals of two analysis tags over every connection fed to a conversation, SMTP or not.
+        self.lost_segments = 0
+        self.acked_unseen = 0
         self.error: str | None = None
         self.input_finished = False
         self.conversations: dict[int, Conversation] = {}  # by key, every listed conversation
@@ -146,11 +150,12 @@ class Engine:
         if conversation is None:
             conversation = self._open(key, seg)
         tcp = conversation.tcp
-        retransmissions = tcp.retransmissions
         direction, items = tcp.receive(seg)
         record = conversation.add_packet(seg, direction, items, self._store(data))
-        if tcp.retransmissions != retransmissions:
-            record.summary = f"[retransmission] {record.summary}"
+        tags = tcp.last_tags
+        if tags:
+            record.tags = tags
+            self._count_tags(tags)
         if record.frame is not None:
             self._frames.append(record)
         if tcp.closed:
@@ -164,6 +169,14 @@ class Engine:
             conversation.queued_for_eviction = True
             conversation.close(seg.ts)
             self._closed.append(conversation)
+
+    def _count_tags(self, tags: tuple[str, ...]) -> None:
+        # A segment has a handful of tags at most, so this stays constant work per packet.
+        for tag in tags:
+            if tag == LOST_SEGMENT:
+                self.lost_segments += 1
+            elif tag == ACKED_UNSEEN:
+                self.acked_unseen += 1
 
     def _open(self, key: FlowKey, seg: Segment) -> Conversation:
         ports = self.config.smtp_ports
@@ -250,6 +263,8 @@ class Engine:
                 finished=self.input_finished,
                 now=self.now,
                 error=self.error,
+                lost_segments=self.lost_segments,
+                acked_unseen=self.acked_unseen,
             )
             traffic = self.meter.snapshot(self._clock())
         return Snapshot(stats, rows, traffic)
@@ -277,6 +292,7 @@ class Engine:
                 anomalies=tuple(anomalies),
                 stall=stall_text(conversation.wait, conversation.trails, self._clock()),
                 phases=conversation_phases(tcp, smtp),
+                tcp=tcp_health(tcp),
             )
 
 
@@ -315,6 +331,7 @@ def _row(conversation: Conversation, reveal: bool) -> ConversationRow:
         messages = sum(1 for transaction in smtp.transactions if transaction.result == "accepted")
         anomalies += sum(smtp.anomalies.values())
 
+    duplicate_acks, zero_windows = row_counters(tcp)
     row = ConversationRow(
         key=conversation.key,
         client=conversation.client,
@@ -335,6 +352,8 @@ def _row(conversation: Conversation, reveal: bool) -> ConversationRow:
         waiting_since=wait.since if wait is not None else None,
         waiting_for=wait.owed if wait is not None else "",
         errors=conversation.errors,
+        duplicate_acks=duplicate_acks,
+        zero_windows=zero_windows,
     )
     conversation.row = row
     conversation.dirty = False
@@ -367,4 +386,5 @@ def _packet_row(conversation: Conversation, record: PacketRecord, link_type: int
         summary=record.revealed_summary if reveal and record.revealed_summary is not None else record.summary,
         frame=conversation.masked_frame(record.frame, reveal),
         link_type=link_type,
+        tags=record.tags,
     )

@@ -6,10 +6,13 @@ secrets stay masked here unless the user asked to reveal them.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from smtptop.engine.conversation import Conversation
 from smtptop.engine.phases import conversation_phases
+from smtptop.engine.snapshot import TcpDirectionHealth
+from smtptop.engine.tcp_health import tcp_health
 from smtptop.smtp.commands import extract_path
 from smtptop.smtp.conversation import SmtpConversation
 from smtptop.smtp.events import CommandKind, CommandRecord, Recipient, ReplyRecord
@@ -32,14 +35,7 @@ def conversation_record(conversation: Conversation) -> dict[str, Any]:
         "end": conversation.last_seen,
         "packets": len(conversation.packets),
         "bytes": conversation.payload_bytes,
-        "tcp": {
-            "state": tcp.stage.name.lower(),
-            "stage": tcp.stage.value,
-            "retransmissions": tcp.retransmissions,
-            "out_of_order": tcp.out_of_order,
-            "gap_bytes": tcp.gap_bytes,
-            "connect_ms": _ms(tcp.established_ts - tcp.syn_ts) if tcp.syn_ts and tcp.established_ts else None,
-        },
+        "tcp": _tcp(conversation),
     }
     if smtp is None:
         return record
@@ -84,6 +80,35 @@ def conversation_record(conversation: Conversation) -> dict[str, Any]:
     record["stalled"] = _stalled(conversation)
     record["anomalies"] = dict(smtp.anomalies)
     return record
+
+
+def _tcp(conversation: Conversation) -> dict[str, Any]:
+    """Build the ``tcp`` object: the stage, Zeek's state and history, and the analysis counters per direction."""
+    tcp = conversation.tcp
+    health = tcp_health(tcp)
+    record: dict[str, Any] = {
+        # The lower-case stage name ("closed", "reset"); Zeek's connection state is "zeek_state".
+        "state": tcp.stage.name.lower(),
+        "stage": tcp.stage.value,
+        "zeek_state": health.zeek_state,
+        "history": health.history,
+        "retransmissions": tcp.retransmissions,
+        "out_of_order": tcp.out_of_order,
+        "gap_bytes": tcp.gap_bytes,
+        "connect_ms": _ms(tcp.established_ts - tcp.syn_ts) if tcp.syn_ts and tcp.established_ts else None,
+        "initial_rtt_ms": _ms(health.initial_rtt),
+        "client": _direction(health.client),
+        "server": _direction(health.server),
+    }
+    return record
+
+
+def _direction(health: TcpDirectionHealth) -> dict[str, Any]:
+    """Build the counters and windows of one direction, with its RTTs in milliseconds."""
+    fields = {field.name: getattr(health, field.name) for field in dataclasses.fields(health) if not field.name.startswith("rtt_")}
+    # "avg" is the smoothed RTT of RFC 6298, section 2: a moving average, not the mean of every sample.
+    fields["rtt_ms"] = {"min": _ms(health.rtt_min), "avg": _ms(health.rtt_smoothed), "max": _ms(health.rtt_max)}
+    return fields
 
 
 def _stalled(conversation: Conversation) -> dict[str, Any]:

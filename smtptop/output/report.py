@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from smtptop.engine.conversation import Conversation
+from smtptop.engine.snapshot import CaptureStats
 from smtptop.metrics.percentiles import summarize
 from smtptop.output.records import conversation_record
 from smtptop.text.printable import printable
@@ -25,7 +26,8 @@ class ReportCollector:
     def __call__(self, conversation: Conversation) -> None:
         self.records.append(conversation_record(conversation))
 
-    def write(self, stream: TextIO) -> None:
+    def write(self, stream: TextIO, capture: CaptureStats | None = None) -> None:
+        """Write the table, the phase percentiles, the capture-loss counters of ``capture`` and the count."""
         rows = [COLUMNS] + [_cells(record) for record in sorted(self.records, key=lambda r: r["start"])]
         _write_table(stream, rows)
         phase_rows = _phase_rows(self.records)
@@ -33,9 +35,22 @@ class ReportCollector:
             stream.write("\nLatency per phase (nearest-rank percentiles over the conversations above)\n")
             _write_table(stream, phase_rows)
             stream.write("\n")
+        if capture is not None:
+            stream.write(f"{capture_loss_text(capture)}\n")
         # The count stays the last line, for scripts that read it.
         count = len(self.records)
         stream.write(f"{count} SMTP conversation{'' if count == 1 else 's'}\n")
+
+
+def capture_loss_text(capture: CaptureStats) -> str:
+    """Describe loss seen in the capture, so network loss can be told from packets the capture missed.
+
+    Lost segments are gaps in a sender's sequence numbers, lost by the network
+    or by the capture. An ACKed unseen segment reached the peer but not the
+    capture. Kernel drops are packets the capture buffer had no room for.
+    """
+    kernel = "n/a" if capture.kernel_drops is None else f"{capture.kernel_drops:,}"
+    return f"lost segments {capture.lost_segments:,}, ACKed unseen {capture.acked_unseen:,}, kernel drops {kernel}"
 
 
 def _write_table(stream: TextIO, rows: list[tuple[str, ...]]) -> None:

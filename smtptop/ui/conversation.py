@@ -1,4 +1,4 @@
-"""The conversation screen: one conversation's packets, bytes, SMTP dialogue, timeline and phases.
+"""The conversation screen: one conversation's packets, bytes, SMTP dialogue, timeline, phases and TCP health.
 
 The app calls ``ConversationScreen.show_detail`` on every refresh with the
 newest ``ConversationDetail``. New packets and transcript lines are appended
@@ -26,6 +26,7 @@ from smtptop.text.printable import printable
 from smtptop.text.timefmt import TimeDisplay, format_latency, format_time
 from smtptop.ui.keyed_table import Column, KeyedTable
 from smtptop.ui.rows import TLS_LABELS
+from smtptop.ui.tcp_panel import tagged_summary, tcp_panel
 from smtptop.ui.timeline import (
     PHASE_COLUMNS,
     TIMELINE_COLUMNS,
@@ -71,9 +72,9 @@ def _cell(value: str, style: str) -> Text:
 def packet_cells(
     packet: PacketRow, display: TimeDisplay, start: float, previous: float | None
 ) -> list[Text]:
-    """Build the packet list cells of one packet; bare ACKs are dimmed."""
+    """Build the packet list cells of one packet. TCP analysis tags lead the summary, and a bare ACK without tags is dimmed."""
     style = DIRECTION_STYLES.get(packet.direction, "")
-    if packet.length == 0 and packet.summary == "[ACK]":
+    if packet.length == 0 and packet.summary == "[ACK]" and not packet.tags:
         style = f"dim {style}".strip()
     values = (
         str(packet.frame_no),
@@ -83,9 +84,8 @@ def packet_cells(
         str(packet.seq),
         str(packet.ack),
         str(packet.length),
-        packet.summary,
     )
-    return [_cell(value, style) for value in values]
+    return [_cell(value, style) for value in values] + [tagged_summary(packet.tags, packet.summary, style)]
 
 
 def transcript_cells(
@@ -114,6 +114,7 @@ def title_text(detail: ConversationDetail, tracked: bool, secrets_shown: bool = 
     text.append(f"  stage {printable(row.stage)}")
     text.append(f"  packets {row.packets:,}  bytes {row.bytes:,}")
     text.append(f"  msgs {row.messages}  retrans {row.retransmissions}")
+    text.append(f"  dup ACKs {row.duplicate_acks}  zero windows {row.zero_windows}")
     if row.closed:
         text.append("  closed", style="dim")
     if not tracked:
@@ -147,7 +148,7 @@ def frame_dump(packet: PacketRow | None) -> Text:
 
 
 class ConversationScreen(Screen[None]):
-    """Packets with their bytes, the SMTP transcript, the timeline and the phases of one conversation."""
+    """Packets with their bytes, the SMTP transcript, the timeline, the phases and the TCP health of one conversation."""
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
@@ -157,6 +158,7 @@ class ConversationScreen(Screen[None]):
         Binding("2", "show_tab('transcript-tab')", "Transcript"),
         Binding("3", "show_tab('timeline-tab')", "Timeline"),
         Binding("4", "show_tab('phases-tab')", "Phases"),
+        Binding("5", "show_tab('tcp-tab')", "TCP"),
     ]
 
     def __init__(
@@ -201,6 +203,9 @@ class ConversationScreen(Screen[None]):
             with TabPane("Phases", id="phases-tab"):
                 yield Static(id="phases-empty")
                 yield KeyedTable(PHASE_COLUMNS, id="phases")
+            with TabPane("TCP", id="tcp-tab"):
+                with VerticalScroll(id="tcp-scroll"):
+                    yield Static(id="tcp")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -230,6 +235,7 @@ class ConversationScreen(Screen[None]):
         self._render_transcript(detail.transcript, detail.row.start)
         self._render_timeline(detail.transcript, detail.row.start)
         self._render_phases(detail, detail.row.start)
+        self.query_one("#tcp", Static).update(tcp_panel(detail.tcp))
         self._update_dump()
 
     def _render_packets(self, packets: Sequence[PacketRow], start: float) -> None:
@@ -340,12 +346,19 @@ class ConversationScreen(Screen[None]):
 
     def action_show_tab(self, tab_id: str) -> None:
         self.query_one("#tabs", TabbedContent).active = tab_id
-        self.query_one(f"#{tab_id.removesuffix('-tab')}", KeyedTable).focus()
+        self._focus_tab(tab_id)
         if tab_id == "timeline-tab":
             self._select_event_packet()
+
+    def _focus_tab(self, tab_id: str) -> None:
+        # The TCP tab has no table, so its scrolling panel takes the focus for the arrow keys.
+        if tab_id == "tcp-tab":
+            self.query_one("#tcp-scroll", VerticalScroll).focus()
+        else:
+            self.query_one(f"#{tab_id.removesuffix('-tab')}", KeyedTable).focus()
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         # A click on a tab moves the focus to its table, as the number keys do.
         pane_id = event.pane.id or ""
         if pane_id.endswith("-tab"):
-            self.query_one(f"#{pane_id.removesuffix('-tab')}", KeyedTable).focus()
+            self._focus_tab(pane_id)

@@ -8,7 +8,8 @@ sorted again. Cells, sort orders and filters are built in ``rows.py``.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -23,8 +24,10 @@ from smtptop.ui.keyed_table import KeyedTable
 from smtptop.ui.rows import (
     CONVERSATION_COLUMNS,
     FREE_TEXT_COLUMNS,
+    LOSS_STYLE,
     SORT_ORDERS,
     STALLED_STYLE,
+    WINDOW_STYLE,
     RowFilter,
     SortOrder,
     clock_cells,
@@ -43,6 +46,25 @@ if TYPE_CHECKING:
 TRAFFIC_MIN_HEIGHT = 30
 
 
+@dataclass(frozen=True, slots=True)
+class TcpTotals:
+    """TCP analysis counters summed over the open conversations of a snapshot."""
+
+    retransmissions: int = 0
+    duplicate_acks: int = 0
+    zero_windows: int = 0
+
+
+def open_tcp_totals(rows: Sequence[ConversationRow]) -> TcpTotals:
+    """Sum the retransmissions, duplicate ACKs and zero windows of the open conversations."""
+    open_rows = [row for row in rows if not row.closed]
+    return TcpTotals(
+        retransmissions=sum(row.retransmissions for row in open_rows),
+        duplicate_acks=sum(row.duplicate_acks for row in open_rows),
+        zero_windows=sum(row.zero_windows for row in open_rows),
+    )
+
+
 def header_text(
     stats: CaptureStats | None,
     *,
@@ -53,13 +75,16 @@ def header_text(
     stalled: int,
     secrets_shown: bool,
     fetch_error: str | None,
+    tcp_totals: TcpTotals | None = None,
 ) -> Text:
-    """Build the two or three header lines above the conversation table."""
+    """Build the header above the conversation table: counters, loss, the view's settings and any error."""
     text = Text(no_wrap=True, overflow="ellipsis")
     if stats is None:
         text.append("smtptop  waiting for the first snapshot", style="bold")
     else:
         _append_counters(text, stats)
+        text.append("\n")
+        _append_loss(text, stats, tcp_totals or TcpTotals())
     text.append("\n")
     text.append("stalled ")
     text.append(f"{stalled:,}", style=STALLED_STYLE if stalled else "")
@@ -93,10 +118,28 @@ def _append_counters(text: Text, stats: CaptureStats) -> None:
     text.append(
         f"  conversations {stats.conversations_open:,} open / {stats.conversations_total:,}"
     )
-    text.append(f"  drops {_drops(stats)}")
     undecodable_style = "yellow" if stats.undecodable else ""
     text.append("  undecodable ")
     text.append(f"{stats.undecodable:,}", style=undecodable_style)
+
+
+def _append_loss(text: Text, stats: CaptureStats, totals: TcpTotals) -> None:
+    """Append the capture's loss counters, then the TCP counters of the open conversations.
+
+    Lost segments and ACKed unseen segments sit beside the kernel drops, so
+    that loss in the network can be told from loss in the capture.
+    """
+    text.append(f"drops {_drops(stats)}")
+    text.append("  lost segments ")
+    text.append(f"{stats.lost_segments:,}", style=LOSS_STYLE if stats.lost_segments else "")
+    text.append("  ACKed unseen ")
+    text.append(f"{stats.acked_unseen:,}", style=WINDOW_STYLE if stats.acked_unseen else "")
+    text.append("  open: retrans ")
+    text.append(f"{totals.retransmissions:,}", style=LOSS_STYLE if totals.retransmissions else "")
+    text.append("  dup ACKs ")
+    text.append(f"{totals.duplicate_acks:,}", style=LOSS_STYLE if totals.duplicate_acks else "")
+    text.append("  zero windows ")
+    text.append(f"{totals.zero_windows:,}", style=WINDOW_STYLE if totals.zero_windows else "")
 
 
 def _drops(stats: CaptureStats) -> str:
@@ -211,6 +254,7 @@ class DashboardScreen(Screen[None]):
             stalled=self.stalled_count(),
             secrets_shown=self.smtptop.secrets_shown,
             fetch_error=self._fetch_error,
+            tcp_totals=open_tcp_totals(self._snapshot.rows) if self._snapshot is not None else None,
         )
         self.query_one("#header", Static).update(header)
 

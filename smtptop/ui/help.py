@@ -25,7 +25,8 @@ KEYS = (
     ("q", "quit"),
     ("Conversation screen", ""),
     ("↑ ↓", "move through packets; the hex dump follows the cursor"),
-    ("1 / 2 / 3 / 4", "Packets / Transcript / Timeline / Phases tab"),
+    ("1 / 2 / 3 / 4 / 5", "Packets / Transcript / Timeline / Phases / TCP tab"),
+    ("", "packet tags as in Wireshark: red loss or retransmission, yellow window, dim keep-alive"),
     ("Enter", "on the timeline: open the arrow's packet in the Packets tab"),
     ("", "timeline latency bars: log scale, 0.1 ms to 100 s over 12 cells"),
     ("t", "time: absolute, since the conversation start, delta to the previous line"),
@@ -34,6 +35,10 @@ KEYS = (
     ("p", "pause or resume the display (capture continues)"),
     ("R", "show AUTH credentials after a confirmation, or mask them again"),
     ("?", "this help"),
+    ("Columns and counters", ""),
+    ("rtx dup 0w", "retransmissions, duplicate ACKs and zero windows, both directions"),
+    ("lost segments", "gaps in a sender's sequence numbers: lost in the network or by the capture"),
+    ("ACKed unseen", "segments the peer acknowledged but the capture never saw: lost by the capture"),
 )
 
 

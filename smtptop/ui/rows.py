@@ -30,12 +30,19 @@ STAGE_WIDTH = max(len(value.value) for value in (*TcpStage, *Phase))
 # "server 3m05s": the side that owes the next move and for how long.
 WAITING_WIDTH = len("server 3m05s")
 
+# Retransmissions, duplicate ACKs and zero windows share one column, as three
+# right-aligned fields under a three-word heading. Three columns would cost
+# four more characters of cell padding, and the table would no longer fit 120
+# columns. Its key stays "retransmissions" for the column's first field.
+TCP_COUNTER_WIDTHS = (3, 3, 2)
+TCP_COUNTERS_LABEL = "rtx dup 0w"
+
 # The free-text columns come last, as the command column does in top, and
 # share the width the other columns leave; see free_text_widths.
 FREE_TEXT_COLUMNS = ("last_command", "last_reply")
-# Small enough that the table fits a 120-column terminal: a verb and a reply code stay readable.
+# Small enough that the table fits a 120-column terminal: a verb and a reply code with its first words stay readable.
 MIN_COMMAND_WIDTH = 4
-MIN_REPLY_WIDTH = 9
+MIN_REPLY_WIDTH = 8
 MAX_COMMAND_WIDTH = 48
 MAX_REPLY_WIDTH = 72
 
@@ -44,17 +51,21 @@ CONVERSATION_COLUMNS = (
     Column("server", "server"),
     Column("TLS", "tls", max(len(label) for label in TLS_LABELS.values())),
     Column("stage", "stage", STAGE_WIDTH),
-    Column("age", "age", 6),
+    # "3m05s", "2h03m": an age under a second ("350 ms") is cut, because it lasts a second at most.
+    Column("age", "age", 5),
     Column("idle", "idle", 6),
     Column("waiting", "waiting", WAITING_WIDTH),
-    Column("msgs", "messages", 4),
-    Column("retrans", "retransmissions", 7),
+    Column("msg", "messages", 3),
+    Column(TCP_COUNTERS_LABEL, "retransmissions", len(TCP_COUNTERS_LABEL)),
     Column("last command", "last_command", MIN_COMMAND_WIDTH),
     Column("last reply", "last_reply", MIN_REPLY_WIDTH),
 )
 
 CLOSED_STYLE = "dim"
 STALLED_STYLE = "bold red"
+# Non-zero TCP counters: red for loss and retransmission, yellow for receive-window problems.
+LOSS_STYLE = "bold red"
+WINDOW_STYLE = "bold yellow"
 
 
 def _cell(value: str, style: str) -> Text:
@@ -144,10 +155,38 @@ def dialogue_cells(row: ConversationRow) -> list[Text]:
     return [_cell(row.last_command, style), _cell(row.last_reply, style)]
 
 
+def compact_count(value: int, width: int) -> str:
+    """Format a count in at most ``width`` characters: 999, then 12k and 3M, or 9+ when even that is too wide."""
+    text = str(value)
+    if len(text) <= width:
+        return text
+    for divisor, suffix in ((1_000, "k"), (1_000_000, "M"), (1_000_000_000, "G")):
+        scaled = f"{value // divisor}{suffix}"
+        if value >= divisor and len(scaled) <= width:
+            return scaled
+    return "9" * (width - 1) + "+"
+
+
+def tcp_counters_cell(row: ConversationRow, style: str) -> Text:
+    """Build the "rtx dup 0w" cell: red retransmissions and duplicate ACKs, yellow zero windows, when non-zero."""
+    text = Text(style=style, no_wrap=True, overflow="ellipsis", end="")
+    fields = (
+        (row.retransmissions, LOSS_STYLE),
+        (row.duplicate_acks, LOSS_STYLE),
+        (row.zero_windows, WINDOW_STYLE),
+    )
+    for index, ((value, warning_style), width) in enumerate(zip(fields, TCP_COUNTER_WIDTHS)):
+        if index:
+            text.append(" ")
+        text.append(compact_count(value, width).rjust(width), style=warning_style if value else "")
+    return text
+
+
 def clock_cells(row: ConversationRow, now: float, stall_seconds: float) -> list[Text]:
-    """Build the age, idle, waiting, msgs and retrans cells of one conversation at time ``now``.
+    """Build the age, idle, waiting, msgs and TCP counter cells of one conversation at time ``now``.
 
     A stalled conversation shows its idle and waiting cells in ``STALLED_STYLE``.
+    The TCP counters share one cell, built by ``tcp_counters_cell``.
     """
     style = CLOSED_STYLE if row.closed else ""
     stalled_style = STALLED_STYLE if is_stalled(row, now, stall_seconds) else style
@@ -156,7 +195,7 @@ def clock_cells(row: ConversationRow, now: float, stall_seconds: float) -> list[
         _cell(format_duration(now - row.last_seen), stalled_style),
         _cell(waiting_text(row, now), stalled_style),
         _cell(str(row.messages), style),
-        _cell(str(row.retransmissions), style),
+        tcp_counters_cell(row, style),
     ]
 
 
@@ -211,6 +250,14 @@ SORT_ORDERS: tuple[SortOrder, ...] = (
     SortOrder(
         "retrans, most first",
         lambda row, now, stall: (-row.retransmissions, -row.start, -row.key),
+    ),
+    SortOrder(
+        "dup ACKs, most first",
+        lambda row, now, stall: (-row.duplicate_acks, -row.start, -row.key),
+    ),
+    SortOrder(
+        "zero windows, most first",
+        lambda row, now, stall: (-row.zero_windows, -row.start, -row.key),
     ),
     SortOrder("last command", _by_text(lambda row: row.last_command)),
     SortOrder("last reply", _by_text(lambda row: row.last_reply)),

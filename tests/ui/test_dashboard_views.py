@@ -136,7 +136,7 @@ async def test_sort_cycles_through_every_column() -> None:
 
         assert labels == [order.label for order in SORT_ORDERS]
         assert "sorted by newest first" in header(app)
-        for column in ("client", "server", "TLS", "stage", "age", "msgs", "retrans"):
+        for column in ("client", "server", "TLS", "stage", "age", "msg", "retrans", "dup ACKs", "zero windows"):
             assert any(label.startswith(column) for label in labels), column
         assert "last command" in labels
         assert "last reply" in labels

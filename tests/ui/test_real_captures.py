@@ -316,11 +316,12 @@ async def test_demo_columns_fit_width(width: int) -> None:
         replies = column(app, "conversations", "last_reply")
 
         assert conversations.virtual_size.width <= conversations.scrollable_content_region.width
-        assert "retrans" in lines[0]
+        assert "rtx dup 0w" in lines[0]
         for stage in DEMO_STAGES:
             assert any(stage in line for line in lines[1:]), stage
         for reply in replies:
-            visible = reply.plain if width == 160 else reply.plain[:8]
+            # At 120 columns the reply column has its minimum width: seven characters and "…".
+            visible = reply.plain if width == 160 else reply.plain[:7]
             assert any(visible in line for line in lines[1:]), reply.plain
         if width == 120:
             assert any(line.rstrip().endswith("…") for line in lines[1:])
@@ -328,8 +329,9 @@ async def test_demo_columns_fit_width(width: int) -> None:
 
 def test_free_text_widths_split_and_clamp() -> None:
     assert free_text_widths(100) == (40, 60)
-    assert free_text_widths(0) == (4, 9)
-    assert free_text_widths(13) == (4, 9)
+    assert free_text_widths(0) == (4, 8)
+    assert free_text_widths(12) == (4, 8)
+    assert free_text_widths(13) == (5, 8)
     assert free_text_widths(30) == (12, 18)
     assert free_text_widths(1000) == (48, 72)
 
