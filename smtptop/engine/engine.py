@@ -142,6 +142,7 @@ class Engine:
         key = _flow_key(seg)
         if key in self._ignored:
             return
+
         conversation = self._flows.get(key)
         if conversation is not None and conversation.tcp.closed and seg.flags & (SYN | ACK) == SYN:
             # A new SYN on a finished connection's addresses is a new connection (port reuse).
@@ -149,6 +150,7 @@ class Engine:
             conversation = None
         if conversation is None:
             conversation = self._open(key, seg)
+
         tcp = conversation.tcp
         direction, items = tcp.receive(seg)
         record = conversation.add_packet(seg, direction, items, self._store(data))
@@ -158,6 +160,7 @@ class Engine:
             self._count_tags(tags)
         if record.frame is not None:
             self._frames.append(record)
+
         if tcp.closed:
             conversation.give_up_sniffing()
         if conversation.is_smtp is False:

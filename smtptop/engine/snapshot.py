@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from smtptop.direction import Direction
+# The TCP core's per-direction record serves the screens as it is; the name says what it shows there.
+from smtptop.tcp.analysis import DirectionStats as TcpDirectionHealth
 
 # Defined in the pure metrics package and re-exported here, beside the other records the UI reads.
 from smtptop.metrics.stats import Percentiles, TrafficStats
@@ -22,6 +24,7 @@ __all__ = [
     "Percentiles",
     "PhaseLatency",
     "Snapshot",
+    "TcpDirectionHealth",
     "TrafficStats",
     "TranscriptLine",
 ]
@@ -127,33 +130,6 @@ class ConversationDetail:
     stall: str = ""
     phases: tuple[PhaseLatency, ...] = ()
     tcp: TcpHealth | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TcpDirectionHealth:
-    """TCP analysis counters and windows of one direction (the sender's segments)."""
-
-    retransmissions: int
-    fast_retransmissions: int
-    spurious_retransmissions: int
-    duplicate_acks: int
-    out_of_order: int
-    lost_segments: int  # "previous segment not captured"
-    acked_unseen: int
-    zero_windows: int
-    zero_window_probes: int
-    zero_window_probe_acks: int
-    window_full: int
-    window_updates: int
-    keep_alives: int
-    keep_alive_acks: int
-    window: int | None  # the last advertised receive window in bytes, scaled; None if the scale is unknown
-    raw_window: int  # the last advertised window field as sent
-    window_scale: int | None  # the shift from the SYN, None when the handshake was not seen
-    bytes_in_flight: int
-    rtt_min: float | None  # seconds, from ACKs of this direction's data
-    rtt_smoothed: float | None
-    rtt_max: float | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,6 @@ it rebuilds a row or the open conversation's detail.
 
 from __future__ import annotations
 
-import dataclasses
-
 from smtptop.direction import Direction
 from smtptop.engine.snapshot import TcpDirectionHealth, TcpHealth
 from smtptop.tcp.analysis import ACKED_UNSEEN, LOST_SEGMENT
@@ -19,7 +17,7 @@ __all__ = ["ACKED_UNSEEN", "LOST_SEGMENT", "direction_health", "row_counters", "
 
 def direction_health(tcp: TcpConnection, direction: Direction) -> TcpDirectionHealth:
     """Return the analysis counters, windows and RTTs of the segments ``direction`` sent."""
-    return TcpDirectionHealth(**dataclasses.asdict(tcp.analysis.stats(direction)))
+    return tcp.analysis.stats(direction)
 
 
 def tcp_health(tcp: TcpConnection) -> TcpHealth:
