@@ -18,7 +18,13 @@ its own direction's state and the peer's, in Wireshark's order:
    Dup ACK: no payload, same ACK and non-zero window as the previous segment
    of this direction, at ``next_seq``. Only a new ACK number restarts the
    duplicate count.
-4. ACKed unseen segment: the ACK is past all the peer data seen.
+4. ACKed unseen segment: the ACK is past the end of the peer's contiguous
+   data (``max_to_ack``), which moves to ``next_seq`` only on a segment that
+   starts exactly at it. An ACK past it resets it to the peer's ``next_seq``
+   and is flagged only while the peer's duplicate-ACK count is zero. The flag
+   sets that count to -1, so the stretch is flagged once until the peer sends
+   a new ACK number or a duplicate ACK (tshark 4.0.17 decides the same way on
+   the public captures and on hand-built cases in ``tests/tcp``).
 5. Data, SYN or FIN that is no keep-alive and starts before ``next_seq``,
    or data the peer already acknowledged, is a retransmission of one kind.
    Data already acknowledged is a Spurious Retransmission. A segment at the
@@ -142,7 +148,8 @@ class _Side:
         self.counts = dict.fromkeys(_COUNTER_NAMES, 0)
         self.next_seq: int | None = None  # highest sequence number sent, plus one
         self.next_seq_ts = 0.0
-        self.max_to_ack: int | None = None  # the highest sequence number the peer may acknowledge
+        # The end of the contiguous data sent, which the peer may acknowledge.
+        self.max_to_ack: int | None = None
         self.last_ack: int | None = None
         self.last_ack_ts = 0.0
         self.raw_window: int | None = None
@@ -345,7 +352,8 @@ class TcpAnalysis:
             tags.append(ZERO_WINDOW_PROBE_ACK)
             mine.dup_acks = 0
         elif seg.window != 0:
-            mine.dup_acks += 1
+            # A duplicate ACK after an ACKed unseen flag (-1) is the first one.
+            mine.dup_acks = 1 if mine.dup_acks < 0 else mine.dup_acks + 1
             tags.append(f"{DUP_ACK_PREFIX}{mine.dup_acks}")
         return tags
 
@@ -359,10 +367,15 @@ class TcpAnalysis:
 
     @staticmethod
     def _check_acked_unseen(seg: Segment, peer: _Side, tags: list[str]) -> None:
-        if peer.max_to_ack is not None and seq_diff(seg.ack, peer.max_to_ack) > 0:
+        if peer.max_to_ack is None or seq_diff(seg.ack, peer.max_to_ack) <= 0:
+            return
+        # The peer's contiguous range restarts at its highest sequence number
+        # seen. A duplicate count of -1 marks a stretch as flagged, and a peer
+        # that is sending duplicate ACKs gets no flag either, as in tshark 4.0.17.
+        peer.max_to_ack = peer.next_seq
+        if peer.dup_acks == 0:
             tags.append(ACKED_UNSEEN)
-            # Flag each unseen stretch once.
-            peer.max_to_ack = seg.ack
+        peer.dup_acks = -1
 
     def _check_retransmission(
         self, seg: Segment, mine: _Side, peer: _Side, tags: list[str]
@@ -426,7 +439,9 @@ class TcpAnalysis:
             mine.next_seq_ts = seg.ts
         if mine.next_seq is None:
             return
-        if mine.max_to_ack is None or seq_diff(mine.next_seq, mine.max_to_ack) > 0:
+        # Only a segment that continues the contiguous range extends it, so an
+        # ACK of data beyond a hole in this direction is still flagged.
+        if mine.max_to_ack is None or seg.seq == mine.max_to_ack:
             mine.max_to_ack = mine.next_seq
 
     @staticmethod

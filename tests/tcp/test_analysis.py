@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import dpkt
@@ -472,6 +473,84 @@ def test_acked_unseen_segment() -> None:
     conn, tags, _ = feed(segments)
     assert tags[3] == ("ACKed unseen segment",)
     assert conn.analysis.stats(S2C).acked_unseen == 1
+
+
+def unseen_after_hole_segments() -> list[Segment]:
+    """The server ACKs 100 client bytes that were never captured, then 6 bytes the client sends after the hole."""
+    return [
+        *handshake(),
+        seg(C2S, c_seq(0), s_seq(0), ACK | PSH, b"x" * 10, ts=1.2),
+        seg(S2C, s_seq(0), c_seq(110), ACK | PSH, b"z" * 8, ts=1.3),
+        seg(C2S, c_seq(110), s_seq(8), ACK, ts=1.4),
+        seg(C2S, c_seq(110), s_seq(8), ACK | PSH, b"y" * 6, ts=1.5),
+        seg(S2C, s_seq(8), c_seq(116), ACK, ts=1.6),
+    ]
+
+
+def unseen_once_segments() -> list[Segment]:
+    """Two server ACKs past the client's data with no new client ACK between them, then client duplicate ACKs."""
+    return [
+        *handshake(),
+        seg(C2S, c_seq(0), s_seq(0), ACK | PSH, b"x" * 10, ts=1.2),
+        seg(S2C, s_seq(0), c_seq(20), ACK, ts=1.3),
+        seg(S2C, s_seq(0), c_seq(30), ACK, ts=1.4),
+        seg(C2S, c_seq(10), s_seq(0), ACK, ts=1.5),
+        seg(C2S, c_seq(10), s_seq(0), ACK, ts=1.6),
+    ]
+
+
+def unseen_during_dup_acks_segments() -> list[Segment]:
+    """The server ACKs unseen client data while the client is sending duplicate ACKs."""
+    return [
+        *handshake(),
+        seg(C2S, c_seq(0), s_seq(0), ACK | PSH, b"x" * 10, ts=1.2),
+        seg(C2S, c_seq(10), s_seq(0), ACK, ts=1.21),
+        seg(C2S, c_seq(10), s_seq(0), ACK, ts=1.22),
+        seg(S2C, s_seq(0), c_seq(20), ACK, ts=1.3),
+        seg(C2S, c_seq(10), s_seq(0), ACK, ts=1.4),
+    ]
+
+
+def test_acked_unseen_again_after_hole() -> None:
+    conn, tags, _ = feed(unseen_after_hole_segments())
+    assert tags[4] == ("ACKed unseen segment",)
+    assert tags[5] == ("Previous segment not captured",)
+    assert tags[7] == ("ACKed unseen segment",)
+    assert conn.analysis.stats(S2C).acked_unseen == 2
+
+
+def test_acked_unseen_once_per_stretch() -> None:
+    conn, tags, _ = feed(unseen_once_segments())
+    assert tags[4] == ("ACKed unseen segment",)
+    assert tags[5] == ()
+    assert tags[6] == ("Dup ACK #1",)
+    assert tags[7] == ("Dup ACK #2",)
+    assert conn.analysis.stats(S2C).acked_unseen == 1
+
+
+def test_acked_unseen_not_during_dup_acks() -> None:
+    conn, tags, _ = feed(unseen_during_dup_acks_segments())
+    assert tags[6] == ()
+    assert tags[7] == ("Dup ACK #1",)
+    assert conn.analysis.stats(S2C).acked_unseen == 0
+
+
+@needs_tshark
+@pytest.mark.parametrize(
+    "build",
+    [unseen_after_hole_segments, unseen_once_segments, unseen_during_dup_acks_segments],
+)
+def test_acked_unseen_agrees_with_tshark(
+    build: Callable[[], list[Segment]], tmp_path: Path
+) -> None:
+    segments = build()
+    path = tmp_path / "unseen.pcap"
+    write_pcap(path, segments)
+    command = ["tshark", "-r", str(path), "-T", "fields", "-e", "tcp.analysis.ack_lost_segment"]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    expected = [bool(line) for line in output.splitlines()]
+    _, tags, _ = feed(segments)
+    assert ["ACKed unseen segment" in frame_tags for frame_tags in tags] == expected
 
 
 def probe_segments() -> list[Segment]:
