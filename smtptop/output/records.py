@@ -87,10 +87,9 @@ def _tcp(conversation: Conversation) -> dict[str, Any]:
     tcp = conversation.tcp
     health = tcp_health(tcp)
     record: dict[str, Any] = {
-        # The lower-case stage name ("closed", "reset"); Zeek's connection state is "zeek_state".
-        "state": tcp.stage.name.lower(),
+        # Zeek's conn_state ("SF", "RSTO", "S0"), so Zeek users read it at once; "stage" is smtptop's words.
+        "state": health.zeek_state,
         "stage": tcp.stage.value,
-        "zeek_state": health.zeek_state,
         "history": health.history,
         "retransmissions": tcp.retransmissions,
         "out_of_order": tcp.out_of_order,

@@ -45,7 +45,9 @@ def test_json_record_fields_match_tshark() -> None:
     assert verbs == [verb for side, verb in items if side == "C"]
     assert record["tls"]["mode"] == "none"  # type: ignore[index]
     assert record["greeting"]["code"] == 220  # type: ignore[index]
-    assert record["tcp"]["state"] == "closed"  # type: ignore[index]
+    assert record["tcp"]["stage"] == "closed (FIN)"  # type: ignore[index]
+    # Zeek's state for a connection opened and closed normally with FIN both ways.
+    assert record["tcp"]["state"] == "SF"  # type: ignore[index]
     assert [len(t["rcpt"]) for t in record["transactions"]] == [1, 1, 2]  # type: ignore[index]
     assert all(t["result_code"] == 250 for t in record["transactions"])  # type: ignore[index]
 

@@ -111,7 +111,8 @@ def test_cli_json_line_per_conversation() -> None:
     assert record["transactions"][0]["mail_from"] == SENDER
     assert [rcpt["addr"] for rcpt in record["transactions"][0]["rcpt"]] == RECIPIENTS
     assert record["transactions"][0]["result"] == "accepted"
-    assert record["tcp"]["state"] == "closed"
+    assert record["tcp"]["stage"] == "closed (FIN)"
+    assert record["tcp"]["state"] == "SF"
 
 
 def test_cli_quiet_exits_on_sigterm() -> None:

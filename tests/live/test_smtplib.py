@@ -72,7 +72,8 @@ def test_smtplib_two_messages_match_client() -> None:
     assert _tracked_lines(conversation) == [(line.verb, line.reply_code) for line in sent]
     assert record["greeting"]["code"] == client.greeting_code == 220
     assert record["greeting"]["latency_ms"] >= 0
-    assert record["tcp"]["state"] == "closed"
+    assert record["tcp"]["stage"] == "closed (FIN)"
+    assert record["tcp"]["state"] == "SF"
     assert record["phase"] == "closed"
     assert record["anomalies"] == {}
 

@@ -58,7 +58,8 @@ def test_swaks_plain_envelope() -> None:
     assert not any(line.startswith(".") for line in transcript.body_lines)
     assert transaction["data_bytes"] == sum(len(line) + 2 for line in transcript.body_lines) - 2
     assert transaction["result"] == "accepted"
-    assert record["tcp"]["state"] == "closed"
+    assert record["tcp"]["stage"] == "closed (FIN)"
+    assert record["tcp"]["state"] == "SF"
 
 
 def test_swaks_starttls_stops_parsing() -> None:
@@ -80,7 +81,7 @@ def test_swaks_starttls_stops_parsing() -> None:
     assert record["anomalies"] == {}
     # swaks closes its socket without reading the server's TLS close_notify, so
     # its kernel responds to that record with RST. Either way the connection ended.
-    assert record["tcp"]["state"] in ("closed", "reset")
+    assert record["tcp"]["stage"] in ("closed (FIN)", "reset (RST)")
     assert record["phase"] == "closed"
     assert conversation.smtp is not None
     assert conversation.smtp.outstanding == 0

@@ -27,10 +27,10 @@ def test_tcp_object_has_every_counter_per_direction() -> None:
     for side in ("client", "server"):
         assert sorted(tcp[side]) == sorted([*COUNTERS, "rtt_ms"])
         assert sorted(tcp[side]["rtt_ms"]) == ["avg", "max", "min"]
-    for key in ("state", "stage", "zeek_state", "history", "retransmissions", "initial_rtt_ms"):
+    for key in ("state", "stage", "history", "retransmissions", "initial_rtt_ms"):
         assert key in tcp
-    assert tcp["state"] == "closed"
-    assert tcp["zeek_state"] == "SF"
+    assert tcp["stage"] == "closed (FIN)"
+    assert tcp["state"] == "SF"
     assert tcp["retransmissions"] == 1
     assert tcp["server"]["duplicate_acks"] == 3
     assert tcp["client"]["fast_retransmissions"] == 1
