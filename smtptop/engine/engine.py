@@ -325,8 +325,8 @@ def _row(conversation: Conversation, reveal: bool) -> ConversationRow:
         if smtp.last_reply is not None:
             last_reply = smtp.last_reply.lines[0] if smtp.last_reply.lines else str(smtp.last_reply.code)
         if tcp.closed:
-            # The TCP stage tells how it closed (FIN or RST), unless the SMTP
-            # phase says more, as "rejected" for a refused greeting does.
+            # The TCP stage shows how it closed (FIN or RST), unless the SMTP phase
+            # is more specific, as "rejected" for a refused greeting is.
             stage = tcp.stage.value if smtp.phase is Phase.CLOSED else smtp.phase.value
         elif smtp.phase.value != "connect":
             stage = smtp.phase.value

@@ -1,6 +1,6 @@
 """Immutable views of the engine's state, taken under its lock for the front ends.
 
-The UI never reads live engine objects: it asks for a ``Snapshot`` a few
+The UI never reads live engine objects. It requests a ``Snapshot`` a few
 times per second, and for a ``ConversationDetail`` of the one conversation
 on screen. Both are plain frozen data, safe to read from any thread.
 """

@@ -127,7 +127,7 @@ def _append_loss(text: Text, stats: CaptureStats, totals: TcpTotals) -> None:
     """Append the capture's loss counters, then the TCP counters of the open conversations.
 
     Lost segments and ACKed unseen segments sit beside the kernel drops, so
-    that loss in the network can be told from loss in the capture.
+    that loss in the network can be distinguished from loss in the capture.
     """
     text.append(f"drops {_drops(stats)}")
     text.append("  lost segments ")
