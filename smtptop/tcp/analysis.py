@@ -20,17 +20,21 @@ its own direction's state and the peer's, in Wireshark's order:
    duplicate count.
 4. ACKed unseen segment: the ACK is past the end of the peer's contiguous
    data (``max_to_ack``), which moves to ``next_seq`` only on a segment that
-   starts exactly at it. An ACK past it resets it to the peer's ``next_seq``
-   and is flagged only while the peer's duplicate-ACK count is zero. The flag
-   sets that count to -1, so the stretch is flagged once until the peer sends
-   a new ACK number or a duplicate ACK (tshark 4.0.17 decides the same way on
-   the public captures and on hand-built cases in ``tests/tcp``).
+   starts exactly at it. If the peer has sent data past a hole, so that its
+   ``next_seq`` is beyond ``max_to_ack``, the ACK is flagged and
+   ``max_to_ack`` moves to that ``next_seq``. Otherwise the ACK is flagged
+   only while the peer's duplicate-ACK count is zero, and it sets that count
+   to -1, so the stretch is flagged once until the peer sends a new ACK
+   number or a duplicate ACK. tshark 4.0.17 decides the same way on the
+   public captures and on hand-built cases in ``tests/tcp``.
 5. Data, SYN or FIN that is no keep-alive and starts before ``next_seq``,
    or data the peer already acknowledged, is a retransmission of one kind.
    Data already acknowledged is a Spurious Retransmission. A segment at the
-   peer's ACK within 20 ms of at least two duplicate ACKs is a Fast
-   Retransmission. One within the initial RTT (or 3 ms) of the highest
-   segment is Out-Of-Order, and the rest are Retransmissions.
+   peer's ACK within 20 ms of that ACK is a Fast Retransmission when the
+   peer's duplicate-ACK count is at least two or is the -1 that an ACKed
+   unseen flag left. tshark 4.0.17 keeps the count unsigned, so it reads
+   -1 as a large count. A retransmission within the initial RTT (or 3 ms)
+   of the highest segment is Out-Of-Order, and the rest are Retransmissions.
 
 Where the guide leaves a case open, tshark 4.0 on the public captures in
 ``tests/data/public`` decided it (``tests/tcp/test_analysis_public.py``).
@@ -369,10 +373,16 @@ class TcpAnalysis:
     def _check_acked_unseen(seg: Segment, peer: _Side, tags: list[str]) -> None:
         if peer.max_to_ack is None or seq_diff(seg.ack, peer.max_to_ack) <= 0:
             return
-        # The peer's contiguous range restarts at its highest sequence number
-        # seen. A duplicate count of -1 marks a stretch as flagged, and a peer
-        # that is sending duplicate ACKs gets no flag either, as in tshark 4.0.17.
-        peer.max_to_ack = peer.next_seq
+        if peer.next_seq is not None and seq_diff(peer.next_seq, peer.max_to_ack) > 0:
+            # The peer sent data past a hole since its contiguous range last
+            # moved, so the range restarts at its highest sequence number seen
+            # and the ACK is flagged whatever the peer's duplicate count.
+            peer.max_to_ack = peer.next_seq
+            tags.append(ACKED_UNSEEN)
+            return
+        # The peer sent nothing new. A duplicate count of -1 marks the stretch
+        # as flagged, and a peer that is sending duplicate ACKs gets no flag
+        # either, as in tshark 4.0.17.
         if peer.dup_acks == 0:
             tags.append(ACKED_UNSEEN)
         peer.dup_acks = -1
@@ -397,7 +407,9 @@ class TcpAnalysis:
             tags.append(SPURIOUS_RETRANSMISSION)
         elif (
             seg.ts - peer.last_ack_ts < FAST_RETRANSMISSION_WINDOW
-            and peer.dup_acks >= 2
+            # tshark 4.0.17 reads the -1 left by an ACKed unseen flag as a
+            # large unsigned count, so it also passes the two-duplicates test.
+            and (peer.dup_acks >= 2 or peer.dup_acks < 0)
             and peer.last_ack == seg.seq
         ):
             tags.append(FAST_RETRANSMISSION)

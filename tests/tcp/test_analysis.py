@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from smtptop.decode.segment import ACK, FIN, PSH, RST, SYN, Segment
 from smtptop.direction import Direction
-from smtptop.tcp.analysis import TcpAnalysis
+from smtptop.tcp.analysis import FAST_RETRANSMISSION, TcpAnalysis
 from smtptop.tcp.connection import TcpConnection
 from smtptop.tcp.events import StreamData
 from smtptop.tcp.options import parse_options
@@ -511,6 +511,27 @@ def unseen_during_dup_acks_segments() -> list[Segment]:
     ]
 
 
+def unseen_after_new_data_segments() -> list[Segment]:
+    """The server ACKs unseen client data twice, and the client sends data past the hole between the two ACKs."""
+    return [
+        *handshake(),
+        seg(C2S, c_seq(0), s_seq(0), ACK | PSH, b"x" * 10, ts=1.2),
+        seg(S2C, s_seq(0), c_seq(20), ACK, ts=1.3),
+        seg(C2S, c_seq(20), s_seq(0), ACK | PSH, b"y" * 5, ts=1.4),
+        seg(S2C, s_seq(0), c_seq(25), ACK, ts=1.5),
+    ]
+
+
+def fast_retransmission_after_unseen_segments() -> list[Segment]:
+    """The server resends its data at the client's ACK 10 ms later, in a segment that ACKs unseen client data."""
+    return [
+        *handshake(),
+        seg(S2C, s_seq(0), c_seq(0), ACK | PSH, b"z" * 10, ts=1.2),
+        seg(C2S, c_seq(0), s_seq(0), ACK | PSH, b"x" * 10, ts=1.4),
+        seg(S2C, s_seq(0), c_seq(20), ACK | PSH, b"z" * 10, ts=1.41),
+    ]
+
+
 def test_acked_unseen_again_after_hole() -> None:
     conn, tags, _ = feed(unseen_after_hole_segments())
     assert tags[4] == ("ACKed unseen segment",)
@@ -535,10 +556,30 @@ def test_acked_unseen_not_during_dup_acks() -> None:
     assert conn.analysis.stats(S2C).acked_unseen == 0
 
 
+def test_acked_unseen_after_new_data() -> None:
+    conn, tags, _ = feed(unseen_after_new_data_segments())
+    assert tags[4] == ("ACKed unseen segment",)
+    assert tags[5] == ("Previous segment not captured",)
+    assert tags[6] == ("ACKed unseen segment",)
+    assert conn.analysis.stats(S2C).acked_unseen == 2
+
+
+def test_fast_retransmission_after_unseen() -> None:
+    conn, tags, _ = feed(fast_retransmission_after_unseen_segments())
+    assert tags[5] == ("ACKed unseen segment", "Fast Retransmission")
+    assert conn.analysis.stats(S2C).fast_retransmissions == 1
+    assert conn.analysis.stats(C2S).duplicate_acks == 0
+
+
 @needs_tshark
 @pytest.mark.parametrize(
     "build",
-    [unseen_after_hole_segments, unseen_once_segments, unseen_during_dup_acks_segments],
+    [
+        unseen_after_hole_segments,
+        unseen_once_segments,
+        unseen_during_dup_acks_segments,
+        unseen_after_new_data_segments,
+    ],
 )
 def test_acked_unseen_agrees_with_tshark(
     build: Callable[[], list[Segment]], tmp_path: Path
@@ -551,6 +592,19 @@ def test_acked_unseen_agrees_with_tshark(
     expected = [bool(line) for line in output.splitlines()]
     _, tags, _ = feed(segments)
     assert ["ACKed unseen segment" in frame_tags for frame_tags in tags] == expected
+
+
+@needs_tshark
+def test_fast_retransmission_after_unseen_agrees_with_tshark(tmp_path: Path) -> None:
+    segments = fast_retransmission_after_unseen_segments()
+    path = tmp_path / "fast.pcap"
+    write_pcap(path, segments)
+    rows = tshark_flags(path)
+    _, tags, _ = feed(segments)
+    assert "tcp.analysis.fast_retransmission" in rows[5]
+    assert [FAST_RETRANSMISSION in frame_tags for frame_tags in tags] == [
+        "tcp.analysis.fast_retransmission" in row for row in rows
+    ]
 
 
 def probe_segments() -> list[Segment]:
