@@ -6,44 +6,16 @@ import dataclasses
 import io
 
 from rich.console import Console
-from rich.text import Text
 from textual.widgets import Sparkline, Static
 
 from smtptop.engine.snapshot import Snapshot
 from smtptop.ui.app import SmtpTopApp
-from smtptop.ui.keyed_table import KeyedTable
 from smtptop.ui.rows import SORT_ORDERS, STALLED_STYLE
-from smtptop.ui.source import StaticSource
 from smtptop.ui.traffic import TrafficPanel
+from dashboard_driver import cell, change_row, header, make_app, table
 from ui_samples import IMPLICIT_KEY, POSTFIX_KEY, STALLED_KEY, T0, sample_source, sample_traffic
 
 SIZE = (160, 40)
-
-
-def make_app(source: StaticSource) -> SmtpTopApp:
-    # A slow timer so the tests decide when a refresh happens.
-    return SmtpTopApp(source, live=False, refresh_hz=0.1)
-
-
-def table(app: SmtpTopApp) -> KeyedTable:
-    return app.screen.query_one("#conversations", KeyedTable)
-
-
-def cell(app: SmtpTopApp, key: int, column: str) -> Text:
-    return table(app).get_cell(str(key), column)
-
-
-def header(app: SmtpTopApp) -> str:
-    return str(app.screen.query_one("#header", Static).content)
-
-
-def change_row(source: StaticSource, key: int, **changes: object) -> None:
-    snapshot = source.snapshot()
-    rows = tuple(
-        dataclasses.replace(row, **changes) if row.key == key else row  # type: ignore[arg-type]
-        for row in snapshot.rows
-    )
-    source.update(dataclasses.replace(snapshot, rows=rows))
 
 
 def keys(*numbers: int) -> list[str]:
