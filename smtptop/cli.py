@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
             "are EHLO/HELO."
         ),
     )
+
     source = parser.add_argument_group("source")
     source.add_argument("-i", dest="interface", metavar="IFACE", help="capture live on IFACE (default: any)")
     source.add_argument(
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", dest="ports", type=int, action="append", default=[], metavar="N",
         help="treat TCP port N as SMTP too (repeatable); live, it is added to the default filter",
     )
+
     view = parser.add_argument_group("display and output")
     view.add_argument(
         "--stall", type=_seconds, default=10.0, metavar="SECONDS",
@@ -116,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     view.add_argument("--report", action="store_true", help="no UI: print a table of all conversations at the end")
     view.add_argument("--log", metavar="FILE", help="write a debug log to FILE")
+
     parser.add_argument("--version", action="version", version=f"smtptop {__version__}")
     parser.add_argument("expression", nargs="*", help="BPF filter expression, as in tcpdump")
     return parser
@@ -124,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_config(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
     """Turn the command line into the frozen configuration; raise UsageError for values that cannot work."""
     args = build_parser().parse_args(argv)
+
     if args.demo and (args.read_file or args.interface):
         raise UsageError("--demo replays the bundled capture; leave out -r and -i")
     if args.read_file and args.interface:
@@ -137,6 +141,7 @@ def parse_config(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
             raise UsageError(f"--port {port}: a TCP port is between 1 and 65535")
     if args.json and args.report:
         raise UsageError("--json and --report are exclusive: choose one headless output")
+
     ports = SMTP_PORTS | frozenset(args.ports)
     expression = " ".join(args.expression) or None
     live = not (args.read_file or args.demo)
@@ -145,6 +150,7 @@ def parse_config(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
         linger = HEADLESS_LINGER_SECONDS if headless else DEFAULT_LINGER_SECONDS
     else:
         linger = HEADLESS_LINGER_SECONDS if headless else float("inf")
+
     capture = CaptureConfig(
         interface=(args.interface or "any") if live else None,
         read_file=args.read_file,
@@ -158,6 +164,7 @@ def parse_config(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
     engine = EngineConfig(
         smtp_ports=ports, reveal_secrets=args.show_secrets, linger_seconds=linger, stall_seconds=args.stall
     )
+
     output = "ui"
     if args.json:
         output = "json"

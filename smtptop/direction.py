@@ -4,7 +4,7 @@ from enum import Enum
 
 
 class Direction(Enum):
-    """Which peer sent a segment: the client (the side that sent the SYN) or the server."""
+    """Sender of a segment: the client (the side that sent the SYN) or the server."""
 
     CLIENT_TO_SERVER = "c2s"
     SERVER_TO_CLIENT = "s2c"

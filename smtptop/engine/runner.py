@@ -1,7 +1,7 @@
 """The capture thread: reads a source in batches and feeds the engine.
 
 The thread never touches widgets. The front ends read the engine through
-``snapshot`` and ``detail``, and call ``stop`` when they exit; the thread
+``snapshot`` and ``detail``, and call ``stop`` when they exit. The thread
 checks for a stop request at least every ``POLL_SECONDS``.
 """
 

@@ -1,4 +1,4 @@
-"""What a server reply changes in a conversation: the mixin behind ``SmtpConversation``.
+"""Effects of a server reply on a conversation: the mixin behind ``SmtpConversation``.
 
 ``SmtpConversation`` pairs each reply with its command. The methods here then
 update the state that the reply decides: capabilities, STARTTLS, AUTH, the body

@@ -1,4 +1,4 @@
-"""What a direction's reassembler delivers: in-order bytes, or a hole."""
+"""Output of a direction's reassembler: in-order bytes, or a hole."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from enum import Enum
 
 
 class GapReason(Enum):
-    """Why bytes are missing from a reassembled stream."""
+    """Reason bytes are missing from a reassembled stream."""
 
     LOST = "lost"  # never captured: the peer acknowledged them, or the stream ended past them
     NOT_CAPTURED = "not-captured"  # on the wire, but the snaplen cut them off

@@ -50,7 +50,7 @@ def reply_classes_text(classes: Sequence[tuple[str, int]]) -> Text:
     return text
 
 
-# Where mail waits most often: these come first when the panel has no room for every phase.
+# Phases where mail waits most often, listed first when the panel has no room for every phase.
 PHASE_PRIORITY = ("greeting", "end-of-data", "DATA", "RCPT", "MAIL", "EHLO", "body", "STARTTLS", "AUTH", "QUIT")
 
 

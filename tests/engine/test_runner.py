@@ -16,8 +16,8 @@ from tests.support import DEMO_CAPTURE
 
 @pytest.mark.live
 def test_live_runner_stops_twice_without_crash() -> None:
-    # The dashboard stops its source on exit and the CLI stops it again; pypcap 1.3.0
-    # crashes the process on a second close of the same handle.
+    # The dashboard stops its source on exit and the CLI stops it again. A second
+    # close of a pypcap 1.3.0 handle passes NULL to pcap_close, which crashes the process.
     capture = LiveCapture("lo", 262144, 1024, "tcp port 9", promiscuous=False)
     runner = CaptureRunner(Engine(EngineConfig(), capture.link_type, "lo", "tcp port 9"), capture)
     runner.start()

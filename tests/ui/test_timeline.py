@@ -119,8 +119,10 @@ async def test_timeline_arrows_in_order() -> None:
 
         assert app.screen.query_one("#tabs", TabbedContent).active == "timeline-tab"
         assert len(ladder) == 5
-        assert ladder[0].startswith("│←") and "220 mx.example.org ESMTP ready" in ladder[0]
-        assert ladder[1].startswith("│ EHLO client.example.net ─") and ladder[1].endswith("→│")
+        assert ladder[0].startswith("│←")
+        assert "220 mx.example.org ESMTP ready" in ladder[0]
+        assert ladder[1].startswith("│ EHLO client.example.net ─")
+        assert ladder[1].endswith("→│")
         # The four lines of the EHLO reply are one arrow.
         assert "250-mx.example.org (4 lines)" in ladder[2]
         assert ladder[3].startswith("│ MAIL FROM:<carol@example.net>")

@@ -13,7 +13,7 @@ PHASES = [
 ]
 
 
-def test_phase_table_shows_greeting_and_end_of_data_first() -> None:
+def test_phase_table_waiting_phases_first() -> None:
     sample = Percentiles(count=3, p50=0.001, p95=0.002, p99=0.003)
     console = Console(width=80, record=True)
     console.print(percentile_table([(name, sample) for name in PHASES]))
