@@ -1,0 +1,1 @@
+"""TLS: record and handshake parsing, certificates, key schedule and record decryption."""
