@@ -34,6 +34,8 @@ from smtptop.config import (
 from smtptop.decode.packet import UnsupportedLinkType
 from smtptop.engine.engine import Engine
 from smtptop.engine.runner import CaptureRunner
+from smtptop.tls.keylog import KeyLog, KeyLogError
+from smtptop.tls.keys import TlsKeys, keylog_path_from_environment
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +121,21 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--report", action="store_true", help="no UI: print a table of all conversations at the end")
     view.add_argument("--log", metavar="FILE", help="write a debug log to FILE")
 
+    tls = parser.add_argument_group("TLS decryption")
+    tls.add_argument(
+        "--keylog", metavar="FILE",
+        help="NSS key log (as written with SSLKEYLOGFILE) to decrypt TLS 1.2 and 1.3 sessions; "
+        "read again as it grows during a live capture. Default: $SSLKEYLOGFILE",
+    )
+    tls.add_argument(
+        "--rsa-key", metavar="KEYFILE",
+        help="server RSA private key (PEM or PKCS#12) to decrypt TLS 1.2 sessions with RSA key exchange, any server",
+    )
+    tls.add_argument(
+        "--rsa-keys", metavar="FILE",
+        help="Wireshark's RSA keys list: lines of ip,port,protocol,keyfile[,password]",
+    )
+
     parser.add_argument("--version", action="version", version=f"smtptop {__version__}")
     parser.add_argument("expression", nargs="*", help="BPF filter expression, as in tcpdump")
     return parser
@@ -162,8 +179,16 @@ def parse_config(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
         rebase_to_now=args.demo,
     )
     engine = EngineConfig(
-        smtp_ports=ports, reveal_secrets=args.show_secrets, linger_seconds=linger, stall_seconds=args.stall
+        smtp_ports=ports,
+        reveal_secrets=args.show_secrets,
+        linger_seconds=linger,
+        stall_seconds=args.stall,
+        tls_keylog=args.keylog or keylog_path_from_environment(),
+        tls_rsa_key=args.rsa_key,
+        tls_rsa_keys=args.rsa_keys,
+        tls_keylog_watch=live,
     )
+    _check_keys(engine)
 
     output = "ui"
     if args.json:
@@ -171,6 +196,19 @@ def parse_config(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
     elif args.report:
         output = "report"
     return Config(capture=capture, engine=engine, stall_seconds=args.stall, demo=args.demo, output=output), args
+
+
+def _check_keys(engine: EngineConfig) -> None:
+    """Read the keys once before starting, so a key that cannot be used stops the start.
+
+    A live capture watches a key log that does not exist yet: the MTA may create it later.
+    """
+    try:
+        TlsKeys.from_settings(None, engine.tls_rsa_key, engine.tls_rsa_keys, may_grow=False)
+        if engine.tls_keylog and not engine.tls_keylog_watch:
+            KeyLog(engine.tls_keylog).refresh()
+    except (ValueError, KeyLogError) as error:
+        raise UsageError(str(error)) from None
 
 
 def open_source(config: Config) -> tuple[LiveCapture | CaptureReader, str]:

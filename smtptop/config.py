@@ -40,6 +40,10 @@ class EngineConfig:
     hole_grace_seconds: float = 1.0  # how long a hole the peer has ACKed may wait for a late segment
     stall_seconds: float = 10.0  # a conversation waiting longer than this for its next move is stalled
     traffic_window_seconds: float = 60.0  # the sliding window of the dashboard's rates and percentiles
+    tls_keylog: str | None = None  # NSS key log file (--keylog or SSLKEYLOGFILE)
+    tls_rsa_key: str | None = None  # an RSA private key for any server (--rsa-key)
+    tls_rsa_keys: str | None = None  # Wireshark's RSA keys list (--rsa-keys)
+    tls_keylog_watch: bool = False  # re-read the key log as it grows (live capture)
 
 
 @dataclass(frozen=True, slots=True)

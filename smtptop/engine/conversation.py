@@ -28,10 +28,12 @@ from smtptop.smtp.events import (
     Reply,
     SaslResponse,
     TlsStarted,
+    TlsStep,
 )
 from smtptop.tcp.connection import TcpConnection
 from smtptop.tcp.events import StreamData, StreamGap
-from smtptop.text.addresses import format_endpoint
+from smtptop.text.addresses import format_address, format_endpoint
+from smtptop.tls.keys import TlsKeys
 
 StreamItem = StreamData | StreamGap
 # VLAN tags, then the two (address, port) ends in sorted order, so both directions share a key.
@@ -89,8 +91,10 @@ class Conversation:
         is_smtp: bool | None,
         reveal_secrets: bool,
         meter: TrafficMeter | None = None,
+        tls_keys: TlsKeys | None = None,
     ) -> None:
         self.key = key
+        self.tls_keys = tls_keys
         self.tcp = tcp
         self.is_smtp = is_smtp  # None while undecided
         self.reveal_secrets = reveal_secrets  # for the headless output; the screens follow Engine.reveal_secrets
@@ -126,7 +130,7 @@ class Conversation:
         self._metered_connect = False
         self._body_start: float | None = None  # the 354 reply of the current DATA, for the body time
         if is_smtp:
-            self.smtp = SmtpConversation(reveal_secrets=reveal_secrets)
+            self.smtp = self._new_smtp()
 
     def add_packet(self, seg: Segment, direction: Direction, items: list[StreamItem], frame: bytes | None) -> PacketRecord:
         """Record one packet and hand its stream items to the SMTP tracker (or hold them until decided)."""
@@ -258,7 +262,7 @@ class Conversation:
         pending, self._pending = self._pending, []
         if not is_smtp:
             return
-        self.smtp = SmtpConversation(reveal_secrets=self.reveal_secrets)
+        self.smtp = self._new_smtp()
         self._tell_established()
         skipped = sum(len(item.data) for _, item, _ in pending[:start] if isinstance(item, StreamData))
         if skipped:
@@ -270,6 +274,22 @@ class Conversation:
         for record in {id(r): r for _, _, r in pending[start:]}.values():
             record.summary = ""
             _summarize(record, by_record[id(record)])
+
+    def _new_smtp(self) -> SmtpConversation:
+        server = (format_address(self.tcp.server[0]), self.tcp.server[1])
+        return SmtpConversation(reveal_secrets=self.reveal_secrets, tls_keys=self.tls_keys, server=server)
+
+    def retry_tls(self) -> None:
+        """Decrypt what waited for secrets that the key log now has, and transcribe it."""
+        if self.smtp is None:
+            return
+        events = self.smtp.retry_tls()
+        if not events:
+            return
+        self.dirty = True
+        for event in events:
+            self._transcribe(event, None)
+        self.note_moves(events[-1].ts)
 
     def give_up_sniffing(self) -> None:
         """Decide "not SMTP" for a connection that closed before its bytes showed SMTP."""
@@ -294,7 +314,9 @@ class Conversation:
             masked = event.summary(False)
             if _may_hold_secret(event) and event.summary(True) != masked:
                 self.secret_lines[len(transcript)] = event
-            line = TranscriptLine(event.ts, Direction.CLIENT_TO_SERVER, masked, None, frame_no, _group(event.record))
+            line = TranscriptLine(
+                event.ts, Direction.CLIENT_TO_SERVER, masked, None, frame_no, _group(event.record), event.record.decrypted
+            )
             transcript.append(line)
         elif isinstance(event, Reply):
             self._on_reply(event)
@@ -304,11 +326,16 @@ class Conversation:
             group = _group(event.command) if event.command is not None else None
             for number, text in enumerate(event.lines):
                 first_latency = latency if number == 0 else None
-                transcript.append(TranscriptLine(event.ts, Direction.SERVER_TO_CLIENT, text, first_latency, frame_no, group))
+                line = TranscriptLine(
+                    event.ts, Direction.SERVER_TO_CLIENT, text, first_latency, frame_no, group, event.record.decrypted
+                )
+                transcript.append(line)
         elif isinstance(event, BodyEnd):
             self._on_body_end(event)
             text = f"<{event.summary()}>"
             transcript.append(TranscriptLine(event.ts, Direction.CLIENT_TO_SERVER, text, None, frame_no, _group(event.record)))
+        elif isinstance(event, TlsStep):
+            transcript.append(TranscriptLine(event.ts, event.direction, event.summary(False), None, frame_no))
         elif isinstance(event, (GapNoted, TlsStarted, Anomaly, ConnectionEnd)):
             transcript.append(TranscriptLine(event.ts, None, event.summary(False), None, frame_no))
 

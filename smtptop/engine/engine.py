@@ -28,16 +28,19 @@ from smtptop.engine.snapshot import (
     Snapshot,
 )
 from smtptop.engine.tcp_health import ACKED_UNSEEN, LOST_SEGMENT, row_counters, tcp_health
+from smtptop.engine.tls_view import tls_column, tls_summary
 from smtptop.engine.waits import stall_text
 from smtptop.metrics.traffic import TrafficMeter
 from smtptop.smtp.events import CommandKind, CommandRecord, Phase
 from smtptop.tcp.connection import TcpConnection
+from smtptop.tls.keys import TlsKeys
 
 log = logging.getLogger(__name__)
 
 # Flows found not to be SMTP are remembered, so their packets are skipped
 # cheaply. Past this many, the oldest are forgotten and examined again if they return.
 MAX_IGNORED_FLOWS = 50_000
+KEYLOG_CHECK_SECONDS = 0.5
 
 
 class Engine:
@@ -82,6 +85,11 @@ class Engine:
         self._next_key = 1
         self.evicted_smtp = 0
         self.snapshot_count = 0  # how often a front end asked; shows that a quiet display still refreshes
+        # Raises ValueError with a message for the user when an RSA key cannot be read.
+        self.tls_keys = TlsKeys.from_settings(
+            config.tls_keylog, config.tls_rsa_key, config.tls_rsa_keys, may_grow=config.tls_keylog_watch
+        )
+        self._keys_read_at = 0.0  # the clock when the key log was last checked for new secrets
 
     # -- the capture side ------------------------------------------------
 
@@ -185,7 +193,9 @@ class Engine:
         ports = self.config.smtp_ports
         tcp = TcpConnection.open(seg, ports)
         is_smtp = True if tcp.server[1] in ports else None
-        conversation = Conversation(self._next_key, tcp, is_smtp, self.config.reveal_secrets, self.meter)
+        conversation = Conversation(
+            self._next_key, tcp, is_smtp, self.config.reveal_secrets, self.meter, tls_keys=self.tls_keys
+        )
         conversation.flow_key = key
         self._next_key += 1
         self._flows[key] = conversation
@@ -221,7 +231,19 @@ class Engine:
                 conversation.expire(conversation.tcp.expire(now), now)
                 if not conversation.tcp.has_pending_holes:
                     self._with_holes.discard(conversation)
+        self._read_new_secrets(now)
         self._evict(now)
+
+    def _read_new_secrets(self, now: float) -> None:
+        """Check a growing key log twice a second; decrypt the sessions that waited for it."""
+        keys = self.tls_keys
+        if keys is None or not keys.may_grow or now - self._keys_read_at < KEYLOG_CHECK_SECONDS:
+            return
+        self._keys_read_at = now
+        if not keys.refresh():
+            return
+        for conversation in list(self.conversations.values()):
+            conversation.retry_tls()
 
     def _evict(self, now: float) -> None:
         """Drop closed conversations that lingered long enough, and the oldest past the cap."""
@@ -296,6 +318,7 @@ class Engine:
                 stall=stall_text(conversation.wait, conversation.trails, self._clock()),
                 phases=conversation_phases(tcp, smtp),
                 tcp=tcp_health(tcp),
+                tls=tls_summary(conversation, self._clock()),
             )
 
 
@@ -340,6 +363,7 @@ def _row(conversation: Conversation, reveal: bool) -> ConversationRow:
         client=conversation.client,
         server=conversation.server,
         tls_mode=tls_mode,
+        tls=tls_column(tls_summary(conversation, conversation.last_seen)) if smtp is not None else "",
         stage=stage,
         last_command=last_command,
         last_reply=last_reply,

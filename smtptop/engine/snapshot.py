@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from smtptop.direction import Direction
+from smtptop.tls.summary import TlsSummary
 # The TCP core's per-direction record serves the screens as it is; the name says what it shows there.
 from smtptop.tcp.analysis import DirectionStats as TcpDirectionHealth
 
@@ -56,6 +57,7 @@ class ConversationRow:
     errors: int = 0  # 4xx and 5xx replies
     duplicate_acks: int = 0  # both directions, counted by Wireshark's rules
     zero_windows: int = 0
+    tls: str = ""  # the TLS column: "1.3", "1.2 dec", "failed 40", "mismatch"; "" for plaintext
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,7 @@ class TranscriptLine:
     latency: float | None  # seconds from the command to this reply, on reply lines
     frame_no: int | None = None  # the packet that completed this line, for selecting it
     group: int | None = None  # pipelined commands sent together share a number (RFC 2920)
+    decrypted: bool = False  # read from decrypted TLS records
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +133,7 @@ class ConversationDetail:
     stall: str = ""
     phases: tuple[PhaseLatency, ...] = ()
     tcp: TcpHealth | None = None
+    tls: TlsSummary | None = None  # None while the conversation is not SMTP
 
 
 @dataclass(frozen=True, slots=True)

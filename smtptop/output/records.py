@@ -9,14 +9,17 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from smtptop.direction import Direction
 from smtptop.engine.conversation import Conversation
 from smtptop.engine.phases import conversation_phases
 from smtptop.engine.snapshot import TcpDirectionHealth
 from smtptop.engine.tcp_health import tcp_health
+from smtptop.engine.tls_view import tls_summary
 from smtptop.smtp.commands import extract_path
 from smtptop.smtp.conversation import SmtpConversation
 from smtptop.smtp.events import CommandKind, CommandRecord, Recipient, ReplyRecord
 from smtptop.smtp.redact import redact_command
+from smtptop.tls.summary import TlsSummary
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -41,7 +44,7 @@ def conversation_record(conversation: Conversation) -> dict[str, Any]:
         return record
     greeting = smtp.greeting
     established = tcp.established_ts
-    record["tls"] = {"mode": smtp.tls_mode.value, "starttls": smtp.starttls}
+    record["tls"] = tls_record(tls_summary(conversation, conversation.last_seen))
     record["greeting"] = {
         "code": greeting.code if greeting else None,
         "text": greeting.text if greeting else None,
@@ -169,4 +172,38 @@ def _command(command: CommandRecord, reveal: bool) -> dict[str, Any]:
         "enhanced": command.reply.enhanced if command.reply else None,
         "latency_ms": _ms(command.latency),
         "first_byte_ms": _ms(command.first_byte_latency),
+        "decrypted": command.decrypted,
+    }
+
+
+def tls_record(summary: TlsSummary) -> dict[str, Any]:
+    """Build the ``tls`` object of a conversation record; it never holds key material."""
+    alert = summary.alert
+    certificate = summary.certificate
+    return {
+        "mode": summary.mode,
+        "starttls": summary.starttls,
+        "version": summary.version,
+        "cipher": summary.cipher,
+        "sni": summary.sni,
+        "alpn": summary.alpn,
+        "resumed": summary.resumed,
+        "alert": None if alert is None else {
+            "level": alert.level,
+            "description": alert.description,
+            "code": alert.code,
+            "sender": "client" if alert.sender is Direction.CLIENT_TO_SERVER else "server",
+        },
+        "certificate": None if certificate is None else {
+            "subject": certificate.subject,
+            "issuer": certificate.issuer,
+            "sans": list(certificate.sans),
+            "not_before": certificate.not_before,
+            "not_after": certificate.not_after,
+            "key": certificate.key,
+            "validity": certificate.validity,
+        },
+        "handshake_ms": summary.handshake_ms,
+        "decrypted": summary.decrypted,
+        "decrypt_error": summary.decrypt_error,
     }

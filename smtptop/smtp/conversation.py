@@ -20,7 +20,8 @@ Client bytes are read in one of four modes:
 - body: a DATA body, scanned with ``bytes.find`` for CRLF.CRLF (RFC 5321 section
   4.1.1.4), never byte by byte;
 - octets: a counted run of bytes, such as a BDAT chunk (RFC 3030 section 2);
-- encrypted: TLS records after STARTTLS or implicit TLS, not parsed.
+- encrypted: TLS records after STARTTLS or implicit TLS, handed to a
+  ``TlsSession`` (``smtptop.tls.session``) until it decrypts them.
 
 TLS is decided per direction. Before any greeting, a direction whose first bytes
 are a TLS record header (RFC 8446 section 5.1) is opaque from then on. The mode
@@ -51,16 +52,26 @@ line that parses: a known verb on the client side, a reply line on the server
 side. A gap inside a body or a BDAT chunk counts as body octets, and the body
 continues until its terminator or chunk end.
 
+Once TLS starts in a direction, every later byte of it goes to the
+``TlsSession``. When the session decrypts application data (with a key log or
+an RSA key), the plaintext comes back into the same parser as if it had been
+sent in the clear, with the capture time of its record, and the commands and
+replies read from it are marked ``decrypted``. Bytes of a direction that stop
+being TLS records, such as a plaintext 454 reply after a fatal alert, are read
+as plaintext again. Decrypted and returned bytes are processed only after the
+raw chunk is done, so the parser never runs inside itself.
+
 Reply effects live in the ``ReplyEffects`` mixin (``reply_effects``), and the
 waiting state and phase timing in the ``Timing`` mixin (``timing``).
 
-Pure module: standard library and ``smtptop.direction`` only.
+Pure module: standard library, ``smtptop.direction`` and ``smtptop.tls``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
+from dataclasses import replace
 
 from smtptop.direction import Direction
 from smtptop.smtp.auth import SaslExchange
@@ -90,6 +101,7 @@ from smtptop.smtp.events import (
     SaslResponse,
     TlsMode,
     TlsStarted,
+    TlsStep,
     Transaction,
 )
 from smtptop.smtp.lines import MAX_LINE_OCTETS, MAX_PARTIAL_LINE, Line, StreamBuffer
@@ -104,6 +116,8 @@ from smtptop.smtp.tls_records import (
     record_size,
     starts_like_tls_record,
 )
+from smtptop.tls.keys import TlsKeys
+from smtptop.tls.session import Decrypted, Fallback, Output, TlsSession
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +136,13 @@ GREETING_CODES = frozenset({220, 421, 554})  # RFC 5321 section 3.1 and 4.3.2
 class SmtpConversation(ReplyEffects, Timing):
     """The SMTP dialogue of one TCP connection, rebuilt from both byte streams."""
 
-    def __init__(self, implicit_tls: bool = False, reveal_secrets: bool = False) -> None:
+    def __init__(
+        self,
+        implicit_tls: bool = False,
+        reveal_secrets: bool = False,
+        tls_keys: TlsKeys | None = None,
+        server: tuple[str, int] | None = None,
+    ) -> None:
         self.reveal_secrets = reveal_secrets
         self.greeting: ReplyRecord | None = None
         self.greeting_rejected = False
@@ -179,6 +199,13 @@ class SmtpConversation(ReplyEffects, Timing):
         self._tls_last_sender: Direction | None = None
         self._tls_last_ts = 0.0
         self._tls_handshake_over = False
+        # The TLS session, from the first TLS byte on; its keys and the server it talks to.
+        self.tls: TlsSession | None = None
+        self._tls_keys = tls_keys
+        self._server_endpoint = server
+        self._wrapped: set[Direction] = set()  # directions whose bytes go to the TLS session
+        self._tls_output: deque[Output] = deque()
+        self._decrypting = False  # reading decrypted bytes: records made now are marked
         self._implicit_pending = implicit_tls
         if implicit_tls:
             self._start_implicit_tls()
@@ -193,10 +220,13 @@ class SmtpConversation(ReplyEffects, Timing):
             self._out.append(TlsStarted(ts, TlsMode.IMPLICIT))
         if data:
             try:
-                if direction is C2S:
+                if direction in self._wrapped:
+                    self._tls_bytes(direction, data, ts)
+                elif direction is C2S:
                     self._receive_client(data, ts)
                 else:
                     self._receive_server(data, ts)
+                self._drain_tls()
             except Exception:  # noqa: BLE001 - bad traffic must never stop the capture loop
                 logger.debug("SMTP parser failed on %d bytes", len(data), exc_info=True)
                 self._anomaly("parser error", "", ts)
@@ -206,7 +236,10 @@ class SmtpConversation(ReplyEffects, Timing):
         """Note a hole of ``length`` bytes in one direction; the missing bytes stay unknown."""
         self._out = [GapNoted(direction, length, ts)]
         try:
-            if direction is C2S:
+            if direction in self._wrapped and self.tls is not None:
+                self.tls.gap(direction)
+                (self._client_tls if direction is C2S else self._server_tls).lose_sync()
+            elif direction is C2S:
                 self._client_gap(length, ts)
             else:
                 self._server_gap()
@@ -236,12 +269,31 @@ class SmtpConversation(ReplyEffects, Timing):
         self._out.append(ConnectionEnd(ts, len(self._pending)))
         return self._take_events()
 
+    def retry_tls(self) -> list[Event]:
+        """Decrypt the TLS records that waited for secrets; call after the key log grew."""
+        self._out = []
+        if self.tls is None or not self.tls.waiting:
+            return []
+        try:
+            self._tls_output.extend(self.tls.retry())
+            self._tls_steps()
+            self._drain_tls()
+        except Exception:  # noqa: BLE001 - see receive
+            logger.debug("SMTP parser failed on decrypted bytes", exc_info=True)
+            self._anomaly("parser error", "", self._client_last_ts or 0.0)
+        return self._take_events()
+
     @property
     def auth_user(self) -> str | None:
         """The SASL user name, masked unless the conversation reveals secrets."""
         if self._auth_user is None or self.reveal_secrets:
             return self._auth_user
         return MASK
+
+    @property
+    def client_tls_first(self) -> bool:
+        """True when the client's first bytes were a TLS record, before any greeting."""
+        return self._client_tls_first
 
     @property
     def outstanding(self) -> int:
@@ -310,6 +362,63 @@ class SmtpConversation(ReplyEffects, Timing):
     def _anomaly(self, name: str, detail: str, ts: float) -> None:
         self.anomalies[name] = self.anomalies.get(name, 0) + 1
         self._out.append(Anomaly(name, detail, ts))
+
+    def _tls_feed(self, direction: Direction, data: bytes, ts: float) -> None:
+        """Give TLS bytes to the session; what it decrypts or returns waits for ``_drain_tls``."""
+        self._wrapped.add(direction)
+        if self.tls is None:
+            self.tls = TlsSession(self._tls_keys, self._server_endpoint)
+        self._tls_output.extend(self.tls.feed(direction, data, ts))
+        self._tls_steps()
+
+    def _tls_steps(self) -> None:
+        """Turn the TLS session's new handshake steps into events, and note a failed STARTTLS."""
+        assert self.tls is not None
+        self._out.extend(TlsStep(step) for step in self.tls.take_new_steps())
+        if self.tls.failed and self.starttls == "accepted":
+            self.starttls = "failed"
+
+    def _tls_inspect(self, data: bytes, ts: float) -> None:
+        """Show the TLS session client records that the SMTP parser skips, without leaving plaintext."""
+        if self.tls is None:
+            self.tls = TlsSession(self._tls_keys, self._server_endpoint)
+        self.tls.feed(C2S, data, ts)
+        self._tls_steps()
+
+    def _drain_tls(self) -> None:
+        """Read the bytes the TLS session decrypted or gave back, in the order it produced them."""
+        while self._tls_output:
+            item = self._tls_output.popleft()
+            if isinstance(item, Fallback):
+                self._leave_tls(item)
+            else:
+                self._read_decrypted(item)
+
+    def _read_decrypted(self, item: Decrypted) -> None:
+        self._decrypting = True
+        try:
+            if item.direction is C2S:
+                if self._client_mode is ClientMode.ENCRYPTED:
+                    self._client_mode = ClientMode.COMMAND
+                    self._client_started = True
+                self._receive_client(item.data, item.ts)
+            else:
+                self._server_encrypted = False
+                self._receive_server(item.data, item.ts)
+        finally:
+            self._decrypting = False
+
+    def _leave_tls(self, item: Fallback) -> None:
+        """Read a direction as plaintext again after its bytes stopped being TLS records."""
+        self._wrapped.discard(item.direction)
+        self._anomaly("plaintext after TLS records", "client" if item.direction is C2S else "server", item.ts)
+        if item.direction is C2S:
+            if self._client_mode is ClientMode.ENCRYPTED:
+                self._client_mode = ClientMode.COMMAND
+            self._receive_client(item.data, item.ts)
+        else:
+            self._server_encrypted = False
+            self._receive_server(item.data, item.ts)
 
     def _start_implicit_tls(self) -> None:
         self.tls_mode = TlsMode.IMPLICIT
@@ -422,6 +531,10 @@ class SmtpConversation(ReplyEffects, Timing):
             # chunks, so its bytes never become commands, and the lines after it
             # are read again as commands.
             self._anomaly("TLS without STARTTLS", "", buffer.ts_at(0))
+            if not self.commands:
+                # The client's first bytes are TLS although the server greeted in
+                # plaintext: a client that expected implicit TLS.
+                self._client_tls_first = True
             self._client_mode = ClientMode.OCTETS
             self._octets_left = record_size(head)
             self._octets_owner = None
@@ -468,6 +581,7 @@ class SmtpConversation(ReplyEffects, Timing):
         self._command(verb, arg, line.ts, spelled if spelled != verb else "")
 
     def _record(self, record: CommandRecord) -> _Pending:
+        record.decrypted = self._decrypting
         self._assign_group(record)
         self.commands.append(record)
         self.last_command = record
@@ -589,6 +703,9 @@ class SmtpConversation(ReplyEffects, Timing):
     def _consume_octets(self) -> None:
         buffer = self._client
         ts = buffer.ts_at(min(self._octets_left, len(buffer)) - 1)
+        if self._octets_owner is None:
+            # A TLS record sent without STARTTLS: the session shows what it offered.
+            self._tls_inspect(buffer.peek(self._octets_left), ts)
         consumed = buffer.skip(self._octets_left)
         self._octets_left -= consumed
         owner = self._octets_owner
@@ -779,6 +896,8 @@ class SmtpConversation(ReplyEffects, Timing):
         self._server_resync = False
         self._check_line(line, "server")
         record, code_changed = self._replies.add(parsed, line.first_ts, line.ts)
+        if record is not None and self._decrypting:
+            record = replace(record, decrypted=True)
         if code_changed:
             self._anomaly("reply code changed within a multi-line reply", str(parsed.code), line.ts)
         if record is not None:

@@ -5,8 +5,8 @@ Events are frozen, slotted dataclasses that ``SmtpConversation`` returns from
 ``Recipient``) are the machine's own mutable bookkeeping: a command record gets
 its reply later, so callers see it filled in once the reply arrives.
 
-Pure module: imports only the standard library, ``smtptop.direction`` and the
-redaction function, never sockets, files, threads, logging configuration or Textual.
+Pure module: imports only the standard library, ``smtptop.direction``, the
+redaction function and the TLS summary records, never sockets, files, threads, logging configuration or Textual.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from enum import Enum
 from smtptop.direction import Direction
 from smtptop.smtp.redact import mask_sasl_response, redact_command
 from smtptop.smtp.reply_text import parse_enhanced_code
+from smtptop.tls.summary import HandshakeStep
 
 
 class TlsMode(Enum):
@@ -65,6 +66,7 @@ class ReplyRecord:
     lines: tuple[str, ...]  # every line as sent, code included, without the line ending
     first_ts: float  # capture time of the chunk with the reply's first byte
     ts: float  # capture time of the chunk that completed the reply
+    decrypted: bool = False  # read from decrypted TLS records
 
     @property
     def text(self) -> str:
@@ -109,6 +111,7 @@ class CommandRecord:
     # The verb as the client spelled it ("ehlo", "Mail"), kept for display when it
     # differs from ``verb``, so a client's quirks stay visible as in a packet dump.
     spelled: str = ""
+    decrypted: bool = False  # read from decrypted TLS records
 
     @property
     def latency(self) -> float | None:
@@ -276,6 +279,30 @@ class TlsStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsStep:
+    """A TLS handshake step seen in the records, such as the ServerHello or an alert."""
+
+    step: HandshakeStep
+
+    @property
+    def ts(self) -> float:
+        return self.step.ts
+
+    @property
+    def direction(self) -> Direction:
+        return self.step.sender
+
+    def summary(self, reveal: bool = False) -> str:
+        step = self.step
+        text = f"TLS {step.name}"
+        if step.detail:
+            text += f": {step.detail}"
+        if step.encrypted:
+            text += " (encrypted, inferred)"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
 class GapNoted:
     """A hole in one direction's stream; the bytes in it were never seen."""
 
@@ -320,6 +347,7 @@ Event = (
     | BodyData
     | BodyEnd
     | TlsStarted
+    | TlsStep
     | GapNoted
     | Anomaly
     | ConnectionEnd

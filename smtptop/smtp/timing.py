@@ -48,6 +48,9 @@ class Timing:
     _tls_last_ts: float
     _tls_handshake_over: bool
 
+    def _tls_feed(self, direction: Direction, data: bytes, ts: float) -> None:
+        raise NotImplementedError  # SmtpConversation reads the records
+
     def _waiting(self) -> tuple[Direction | None, float | None, str]:
         """Return who owes the next move, since when, and what it is."""
         if self._closed or self._session_over:
@@ -95,7 +98,8 @@ class Timing:
         return owner, self._tls_last_ts, "TLS handshake"
 
     def _tls_bytes(self, direction: Direction, data: bytes, ts: float) -> None:
-        """Scan encrypted bytes for the handshake timing, until it is over in both directions."""
+        """Hand TLS bytes to the session, and scan them for the handshake timing until it is over."""
+        self._tls_feed(direction, data, ts)
         if self._tls_handshake_over:
             return
         scanner = self._client_tls if direction is C2S else self._server_tls

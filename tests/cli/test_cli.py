@@ -43,7 +43,7 @@ def test_json_record_fields_match_tshark() -> None:
     assert record["server"] == f"{conversation.server_ip}:{conversation.server_port}"
     verbs = [c["verb"] for c in record["commands"] if c["kind"] == "command"]  # type: ignore[index]
     assert verbs == [verb for side, verb in items if side == "C"]
-    assert record["tls"]["mode"] == "none"  # type: ignore[index]
+    assert record["tls"]["mode"] == "plaintext"  # type: ignore[index]
     assert record["greeting"]["code"] == 220  # type: ignore[index]
     assert record["tcp"]["stage"] == "closed (FIN)"  # type: ignore[index]
     # Zeek's state for a connection opened and closed normally with FIN both ways.

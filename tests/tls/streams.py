@@ -56,13 +56,23 @@ class FollowedStream:
 
 def follow_tcp(pcap: str | PathLike[str], stream: int) -> FollowedStream:
     """Return the reassembled payload chunks of TCP stream ``stream``, both directions in order."""
-    node0_port, node1_port, chunks = _follow_tcp(str(pcap), stream)
+    node0_port, node1_port, chunks = _follow(str(pcap), stream, "tcp", ())
+    return FollowedStream(node0_port, node1_port, list(chunks))
+
+
+def follow_tls(pcap: str | PathLike[str], stream: int, keylog: str | PathLike[str]) -> FollowedStream:
+    """Return what tshark decrypts on TCP stream ``stream`` with ``keylog``, both directions in order.
+
+    tshark may leave the port of a node that sent no decrypted data at 0.
+    """
+    options = ("-o", f"tls.keylog_file:{keylog}")
+    node0_port, node1_port, chunks = _follow(str(pcap), stream, "tls", options)
     return FollowedStream(node0_port, node1_port, list(chunks))
 
 
 @cache
-def _follow_tcp(pcap: str, stream: int) -> tuple[int, int, tuple[Chunk, ...]]:
-    output = run_tshark(pcap, "-q", "-z", f"follow,tcp,raw,{stream}")
+def _follow(pcap: str, stream: int, protocol: str, options: tuple[str, ...]) -> tuple[int, int, tuple[Chunk, ...]]:
+    output = run_tshark(pcap, *options, "-q", "-z", f"follow,{protocol},raw,{stream}")
     chunks = []
     ports = {}
     started = False
