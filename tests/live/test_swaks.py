@@ -76,7 +76,11 @@ def test_swaks_starttls_stops_parsing() -> None:
     assert verbs == transcript.verbs
     assert codes == transcript.reply_codes[1:]
     assert codes[-1] == 220
-    assert record["tls"] == {"mode": "starttls", "starttls": "accepted"}
+    assert record["tls"]["mode"] == "starttls"
+    assert record["tls"]["starttls"] == "accepted"
+    # Without keys the session stays encrypted, and the reason says what would open it.
+    assert record["tls"]["decrypted"] is False
+    assert "--keylog" in record["tls"]["decrypt_error"]
     assert record["transactions"] == []
     assert record["anomalies"] == {}
     # swaks closes its socket without reading the server's TLS close_notify, so

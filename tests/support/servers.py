@@ -17,6 +17,7 @@ import datetime
 import ipaddress
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -57,14 +58,25 @@ class CertificateFiles:
     key_path: Path
 
 
-def make_self_signed_certificate(directory: Path, common_name: str = "localhost") -> CertificateFiles:
-    """Write a new self-signed EC certificate for `common_name` and 127.0.0.1 into `directory`."""
+def make_self_signed_certificate(
+    directory: Path, common_name: str = "localhost", *, rsa_key: bool = False
+) -> CertificateFiles:
+    """Write a new self-signed certificate for `common_name` and 127.0.0.1 into `directory`.
+
+    The key is EC P-256, or RSA-2048 with `rsa_key`, which RSA key exchange and
+    ECDHE_RSA suites need. The files are cert.pem and key.pem, or rsa-cert.pem and
+    rsa-key.pem.
+    """
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
     from cryptography.x509.oid import NameOID
 
-    key = ec.generate_private_key(ec.SECP256R1())
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+    if rsa_key:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    else:
+        key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.timezone.utc)
     alt_names = x509.SubjectAlternativeName(
@@ -82,7 +94,8 @@ def make_self_signed_certificate(directory: Path, common_name: str = "localhost"
         .sign(key, hashes.SHA256())
     )
 
-    files = CertificateFiles(directory / "cert.pem", directory / "key.pem")
+    prefix = "rsa-" if rsa_key else ""
+    files = CertificateFiles(directory / f"{prefix}cert.pem", directory / f"{prefix}key.pem")
     files.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     files.key_path.write_bytes(
         key.private_bytes(
@@ -182,7 +195,7 @@ class _DelayedGreetingSMTP(SMTP):
         await super()._handle_client()
 
 
-class _BoundSocketController(Controller):
+class BoundSocketController(Controller):
     """aiosmtpd Controller serving on an already bound socket.
 
     aiosmtpd's Controller binds `hostname:port` itself and then connects to
@@ -270,7 +283,7 @@ def aiosmtpd_server(
             options["auth_require_tls"] = auth_require_tls
 
         listen_socket = bind_listening_socket(host, port)
-        controller = _BoundSocketController(
+        controller = BoundSocketController(
             handler, listen_socket, greeting_delay=greeting_delay, **options
         )
         try:
@@ -325,9 +338,10 @@ def _is_listening(host: str, port: int) -> bool:
     return False
 
 
-def _stop_process(process: subprocess.Popen[Any], grace: float = 3.0) -> None:
+def stop_process(process: subprocess.Popen[Any], grace: float = 3.0, sig: int = signal.SIGTERM) -> None:
+    """Send `sig` to `process` and wait for it, killing it when it outlives `grace` seconds."""
     if process.poll() is None:
-        process.terminate()
+        process.send_signal(sig)
         try:
             process.wait(grace)
         except subprocess.TimeoutExpired:
@@ -381,7 +395,7 @@ def smtp_sink(
             time.sleep(0.02)
         yield RunningServer(host, port)
     finally:
-        _stop_process(process)
+        stop_process(process)
         if process.stdout:
             process.stdout.close()
 
