@@ -4,8 +4,8 @@ Run from anywhere:
 
     .venv/bin/python scripts/screenshots.py [OUTPUT_DIR]
 
-It writes ``dashboard.svg``, ``conversation.svg``, ``transcript.svg`` and
-``timeline.svg`` to OUTPUT_DIR (default: ``screenshots/`` in the repository). The demo capture
+It writes ``dashboard.svg``, ``conversation.svg``, ``transcript.svg``,
+``timeline.svg`` and ``tls.svg`` to OUTPUT_DIR (default: ``screenshots/`` in the repository). The demo capture
 goes through the real engine as ``smtptop -r`` reads it, but only its first
 ``CUTOFF_SECONDS`` of packets, so the dashboard shows the replay at that
 moment: the slow server still owes its end-of-data reply, and its idle time is
@@ -115,6 +115,14 @@ def find_conversation(runner: CaptureRunner, needle: str) -> int:
     raise LookupError(f"no conversation in {DEMO_CAPTURE} has a line containing {needle!r}")
 
 
+def find_starttls_conversation(runner: CaptureRunner) -> int:
+    """Return the key of the first conversation whose client switched to TLS with STARTTLS."""
+    for row in sorted(runner.snapshot().rows, key=lambda row: row.key):
+        if row.tls_mode == "starttls":
+            return row.key
+    raise LookupError(f"no STARTTLS conversation in the first {CUTOFF_SECONDS} s of {DEMO_CAPTURE}")
+
+
 async def move_cursor(pilot, table: KeyedTable, key: str) -> None:  # type: ignore[no-untyped-def]
     """Press Down, from the top row, until the cursor is on row ``key``."""
     table.move_cursor(row=0)
@@ -126,12 +134,13 @@ async def move_cursor(pilot, table: KeyedTable, key: str) -> None:  # type: igno
 
 
 async def save_screenshots(directory: Path, runner: CaptureRunner | None = None) -> list[Path]:
-    """Drive the app on the demo capture and save the four screenshots in ``directory``."""
+    """Drive the app on the demo capture and save the five screenshots in ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     runner = runner or load_demo()
     slow = find_open_conversation(runner, SLOW_SERVER)
     rejected = find_conversation(runner, "Recipient address rejected")
     auth = find_conversation(runner, "AUTH LOGIN")
+    starttls = find_starttls_conversation(runner)
     app = SmtpTopApp(runner, stall_seconds=STALL_SECONDS, live=False)
     saved = []
     async with app.run_test(size=SIZE) as pilot:
@@ -168,6 +177,13 @@ async def save_screenshots(directory: Path, runner: CaptureRunner | None = None)
         await pilot.press("enter", "2")
         await pilot.pause()
         saved.append(app.save_screenshot("transcript.svg", str(directory)))
+
+        # The TLS tab of the first conversation that upgraded with STARTTLS.
+        await pilot.press("escape")
+        await move_cursor(pilot, app.screen.query_one("#conversations", KeyedTable), str(starttls))
+        await pilot.press("enter", "6")
+        await pilot.pause()
+        saved.append(app.save_screenshot("tls.svg", str(directory)))
         await pilot.press("escape", "q")
     return [Path(path) for path in saved]
 

@@ -293,13 +293,14 @@ class TlsStep:
         return self.step.sender
 
     def summary(self, reveal: bool = False) -> str:
+        # Brackets keep the step apart from the SMTP lines around it.
         step = self.step
-        text = f"TLS {step.name}"
+        text = f"[TLS {step.name}"
         if step.detail:
             text += f": {step.detail}"
         if step.encrypted:
             text += " (encrypted, inferred)"
-        return text
+        return text + "]"
 
 
 @dataclass(frozen=True, slots=True)

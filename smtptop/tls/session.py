@@ -525,6 +525,9 @@ class TlsSession:
                 side.finished_ts = record.ts
             self._step("Finished", direction, record.ts, encrypted=True)
         elif count == 2 and record.content_type == APPLICATION_DATA and side.first_data_ts is None:
+            if tls13 and direction is S2C:
+                # The server's encrypted flight may span several records: its end is unknown.
+                return
             side.first_data_ts = record.ts
             self._step("application data", direction, record.ts, encrypted=True)
 

@@ -18,6 +18,7 @@ from textual.screen import Screen
 
 from smtptop.engine.snapshot import ConversationDetail, Snapshot
 from smtptop.text.timefmt import TimeDisplay
+from smtptop.ui.compare import CompareScreen
 from smtptop.ui.confirm import ConfirmScreen
 from smtptop.ui.conversation import ConversationScreen
 from smtptop.ui.dashboard import DashboardScreen
@@ -97,7 +98,7 @@ class SmtpTopApp(App[None]):
         return capture_now
 
     def refresh_from_source(self) -> None:
-        """Read a snapshot, and the detail of the open conversation, unless paused."""
+        """Read a snapshot, and the details of the open conversation or comparison, unless paused."""
         if self.paused:
             return
         if not self.is_running:
@@ -108,7 +109,9 @@ class SmtpTopApp(App[None]):
         self.dashboard.show_snapshot(snapshot, self.display_now(capture_now), error)
         screen = self.screen
         if isinstance(screen, ConversationScreen):
-            screen.show_detail(self._fetch_detail(screen.key))
+            screen.show_detail(self.fetch_detail(screen.key))
+        elif isinstance(screen, CompareScreen):
+            screen.show_details(self.fetch_detail(screen.keys[0]), self.fetch_detail(screen.keys[1]))
 
     def _fetch_snapshot(self) -> tuple[Snapshot | None, str | None]:
         try:
@@ -118,7 +121,8 @@ class SmtpTopApp(App[None]):
             self._log_source_error("snapshot", error)
             return None, f"reading a snapshot failed: {error}"
 
-    def _fetch_detail(self, key: int) -> ConversationDetail | None:
+    def fetch_detail(self, key: int) -> ConversationDetail | None:
+        """Read one conversation's detail; None when it is gone or the source failed (logged)."""
         try:
             return self.source.detail(key)
         except Exception as error:
@@ -133,7 +137,7 @@ class SmtpTopApp(App[None]):
 
     def open_conversation(self, key: int) -> None:
         """Push the conversation screen for ``key``, or notify that it is no longer tracked."""
-        detail = self._fetch_detail(key)
+        detail = self.fetch_detail(key)
         if detail is None:
             self.notify(f"Conversation {key} is no longer tracked.", severity="warning")
             return

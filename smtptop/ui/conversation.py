@@ -1,4 +1,4 @@
-"""The conversation screen: one conversation's packets, bytes, SMTP dialogue, timeline, phases and TCP health.
+"""The conversation screen: one conversation's packets, bytes, SMTP dialogue, timeline, phases, TCP health and TLS.
 
 The app calls ``ConversationScreen.show_detail`` on every refresh with the
 newest ``ConversationDetail``. New packets and transcript lines are appended
@@ -35,6 +35,7 @@ from smtptop.ui.timeline import (
     timeline_events,
     timeline_rows,
 )
+from smtptop.ui.tls_panel import TlsPanel
 
 if TYPE_CHECKING:
     from smtptop.ui.app import SmtpTopApp
@@ -91,12 +92,17 @@ def packet_cells(
 def transcript_cells(
     line: TranscriptLine, display: TimeDisplay, start: float, previous: float | None
 ) -> list[Text]:
-    """Build the transcript cells of one line: time, reply latency, and ``C:``/``S:`` text."""
+    """Build the transcript cells of one line: time, reply latency, and ``C:``/``S:`` text.
+
+    Lines read from decrypted TLS records say so in their prefix, ``C (TLS):``.
+    """
     if line.direction is None:
         style, prefix = NOTE_STYLE, "-- "
     else:
         style = DIRECTION_STYLES.get(line.direction, "")
         prefix = TRANSCRIPT_PREFIXES[line.direction]
+        if line.decrypted:
+            prefix = prefix.replace(":", " (TLS):")
     return [
         _cell(format_time(display, line.ts, start, previous), style),
         _cell(format_latency(line.latency), style),
@@ -148,7 +154,7 @@ def frame_dump(packet: PacketRow | None) -> Text:
 
 
 class ConversationScreen(Screen[None]):
-    """Packets with their bytes, the SMTP transcript, the timeline, the phases and the TCP health of one conversation."""
+    """Packets with their bytes, the SMTP transcript, the timeline, the phases, the TCP health and the TLS negotiation of one conversation."""
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
@@ -159,6 +165,7 @@ class ConversationScreen(Screen[None]):
         Binding("3", "show_tab('timeline-tab')", "Timeline"),
         Binding("4", "show_tab('phases-tab')", "Phases"),
         Binding("5", "show_tab('tcp-tab')", "TCP"),
+        Binding("6", "show_tab('tls-tab')", "TLS"),
     ]
 
     def __init__(
@@ -206,6 +213,9 @@ class ConversationScreen(Screen[None]):
             with TabPane("TCP", id="tcp-tab"):
                 with VerticalScroll(id="tcp-scroll"):
                     yield Static(id="tcp")
+            with TabPane("TLS", id="tls-tab"):
+                with VerticalScroll(id="tls-scroll"):
+                    yield TlsPanel(id="tls")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -236,6 +246,7 @@ class ConversationScreen(Screen[None]):
         self._render_timeline(detail.transcript, detail.row.start)
         self._render_phases(detail, detail.row.start)
         self.query_one("#tcp", Static).update(tcp_panel(detail.tcp))
+        self.query_one("#tls", TlsPanel).show(detail.tls)
         self._update_dump()
 
     def _render_packets(self, packets: Sequence[PacketRow], start: float) -> None:
@@ -351,9 +362,9 @@ class ConversationScreen(Screen[None]):
             self._select_event_packet()
 
     def _focus_tab(self, tab_id: str) -> None:
-        # The TCP tab has no table, so its scrolling panel takes the focus for the arrow keys.
-        if tab_id == "tcp-tab":
-            self.query_one("#tcp-scroll", VerticalScroll).focus()
+        # The TCP and TLS tabs have no table, so their scrolling panel takes the focus for the arrow keys.
+        if tab_id in ("tcp-tab", "tls-tab"):
+            self.query_one(f"#{tab_id.removesuffix('-tab')}-scroll", VerticalScroll).focus()
         else:
             self.query_one(f"#{tab_id.removesuffix('-tab')}", KeyedTable).focus()
 

@@ -4,6 +4,8 @@ The app hands every new snapshot to ``DashboardScreen.show_snapshot``. The
 table is kept in step with ``KeyedTable.sync``, so rows are updated in place
 and the cursor stays on its conversation while rows come, change, go or are
 sorted again. Cells, sort orders and filters are built in ``rows.py``.
+``m`` marks conversations and ``c`` compares the TLS negotiations of two
+marked ones on the compare screen.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from smtptop.engine.snapshot import CaptureStats, ConversationRow, Snapshot
 from smtptop.text.printable import printable
+from smtptop.ui.compare import CompareScreen
 from smtptop.ui.keyed_table import KeyedTable
 from smtptop.ui.rows import (
     CONVERSATION_COLUMNS,
@@ -44,6 +47,10 @@ if TYPE_CHECKING:
 
 # Terminal rows from which the traffic panel is shown until the user toggles it with g.
 TRAFFIC_MIN_HEIGHT = 30
+
+# A marked conversation's client cell starts with this prefix and takes this style.
+MARK_PREFIX = "* "
+MARKED_STYLE = "bold magenta"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +83,10 @@ def header_text(
     secrets_shown: bool,
     fetch_error: str | None,
     tcp_totals: TcpTotals | None = None,
+    marked: int = 0,
+    status: str = "",
 ) -> Text:
-    """Build the header above the conversation table: counters, loss, the view's settings and any error."""
+    """Build the header above the conversation table: counters, loss, the view's settings, the marks, a status message and any error."""
     text = Text(no_wrap=True, overflow="ellipsis")
     if stats is None:
         text.append("smtptop  waiting for the first snapshot", style="bold")
@@ -102,6 +111,12 @@ def header_text(
         text.append("  SECRETS SHOWN", style="bold reverse red")
     if paused:
         text.append("  PAUSED", style="bold reverse")
+    if marked:
+        text.append("  marked ")
+        text.append(f"{marked}", style=MARKED_STYLE)
+    if status:
+        text.append("\n")
+        text.append(printable(status), style="bold yellow")
     error = fetch_error or (stats.error if stats is not None else None)
     if error:
         text.append("\n")
@@ -142,6 +157,25 @@ def _append_loss(text: Text, stats: CaptureStats, totals: TcpTotals) -> None:
     text.append(f"{totals.zero_windows:,}", style=WINDOW_STYLE if totals.zero_windows else "")
 
 
+def marked_cell(cell: Text) -> Text:
+    """Build the client cell of a marked conversation: the mark prefix, all in the marked style.
+
+    The style covers the whole cell, because KeyedTable keeps only a first cell's plain text and style.
+    """
+    return Text(
+        MARK_PREFIX + cell.plain, style=MARKED_STYLE, no_wrap=True, overflow="ellipsis", end=""
+    )
+
+
+def compare_status(marked: int) -> str:
+    """Return the header message for ``c`` when ``marked`` conversations are marked instead of two."""
+    if marked == 0:
+        return "compare needs two marked conversations: press m on two rows"
+    if marked == 1:
+        return "compare needs two marked conversations: 1 marked, press m on one more"
+    return f"compare needs two marked conversations: {marked} marked, press m on a row to unmark it"
+
+
 def _drops(stats: CaptureStats) -> str:
     if stats.kernel_drops is None and stats.interface_drops is None:
         return "n/a"
@@ -165,6 +199,8 @@ class DashboardScreen(Screen[None]):
         Binding("e", "toggle_errors", "Errors"),
         Binding("T", "cycle_tls", "TLS", key_display="T"),
         Binding("g", "toggle_traffic", "Traffic"),
+        Binding("m", "toggle_mark", "Mark"),
+        Binding("c", "compare", "Compare"),
     ]
 
     def __init__(self) -> None:
@@ -178,6 +214,10 @@ class DashboardScreen(Screen[None]):
         self._now = 0.0
         self._fetch_error: str | None = None
         self._fixed_cache: dict[int, tuple[ConversationRow, list[Text], list[Text]]] = {}
+        # Keys of the marked conversations, in the order they were marked: the first is side A.
+        self.marked: list[int] = []
+        # What the last key press could not do, shown in the header until the marks change.
+        self.status = ""
         # Widget.is_mounted turns true only after on_mount returns, too late for on_mount itself.
         self._mounted = False
 
@@ -211,6 +251,8 @@ class DashboardScreen(Screen[None]):
         if snapshot is not None:
             self._snapshot = snapshot
             self._now = now
+            live_keys = {row.key for row in snapshot.rows}
+            self.marked = [key for key in self.marked if key in live_keys]
         self._fetch_error = fetch_error
         if not self._mounted:
             return  # on_mount draws the stored snapshot
@@ -255,6 +297,8 @@ class DashboardScreen(Screen[None]):
             secrets_shown=self.smtptop.secrets_shown,
             fetch_error=self._fetch_error,
             tcp_totals=open_tcp_totals(self._snapshot.rows) if self._snapshot is not None else None,
+            marked=len(self.marked),
+            status=self.status,
         )
         self.query_one("#header", Static).update(header)
 
@@ -277,6 +321,8 @@ class DashboardScreen(Screen[None]):
         table_rows = []
         for row in ordered:
             endpoints, dialogue = self._fixed_cells(row)
+            if row.key in self.marked:
+                endpoints = [marked_cell(endpoints[0]), *endpoints[1:]]
             cells = endpoints + clock_cells(row, self._now, stall) + dialogue
             table_rows.append((str(row.key), cells))
         self.query_one("#conversations", KeyedTable).sync(table_rows)
@@ -379,3 +425,32 @@ class DashboardScreen(Screen[None]):
             return
         self.traffic_choice = not self.traffic_shown
         self.refresh_view()
+
+    def action_toggle_mark(self) -> None:
+        key = self.query_one("#conversations", KeyedTable).cursor_key
+        if key is None:
+            return
+        if int(key) in self.marked:
+            self.marked.remove(int(key))
+        else:
+            self.marked.append(int(key))
+        self.status = ""
+        self.refresh_view()
+
+    def action_compare(self) -> None:
+        """Open the compare screen for the two marked conversations, or show in the header what is missing."""
+        if len(self.marked) != 2:
+            self.status = compare_status(len(self.marked))
+            self.refresh_view()
+            return
+        left_key, right_key = self.marked
+        left = self.smtptop.fetch_detail(left_key)
+        right = self.smtptop.fetch_detail(right_key)
+        if left is None or right is None:
+            untracked = left_key if left is None else right_key
+            self.status = f"conversation {untracked} is no longer tracked"
+            self.refresh_view()
+            return
+        self.status = ""
+        self.refresh_view()
+        self.app.push_screen(CompareScreen((left_key, right_key), (left, right)))

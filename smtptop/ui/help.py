@@ -1,4 +1,4 @@
-"""The help screen: every key binding of the dashboard and the conversation screen."""
+"""The help screen: every key binding of the dashboard, the conversation screen and the compare screen."""
 
 from __future__ import annotations
 
@@ -22,14 +22,19 @@ KEYS = (
     ("s", "sort: newest, recent activity, longest idle, stalled first, then each column"),
     ("S", "reverse the sort order"),
     ("g", "show or hide the traffic panel (rates, reply classes, latency percentiles)"),
+    ("m", "mark or unmark the conversation under the cursor"),
+    ("c", "compare the TLS negotiations of the two marked conversations"),
     ("q", "quit"),
     ("Conversation screen", ""),
     ("↑ ↓", "move through packets; the hex dump follows the cursor"),
-    ("1 / 2 / 3 / 4 / 5", "Packets / Transcript / Timeline / Phases / TCP tab"),
+    ("1 / 2 / 3 / 4 / 5 / 6", "Packets / Transcript / Timeline / Phases / TCP / TLS tab"),
     ("", "packet tags as in Wireshark: red loss or retransmission, yellow window, dim keep-alive"),
     ("Enter", "on the timeline: open the arrow's packet in the Packets tab"),
     ("", "timeline latency bars: log scale, 0.1 ms to 100 s over 12 cells"),
     ("t", "time: absolute, since the conversation start, delta to the previous line"),
+    ("Esc  q", "back to the dashboard"),
+    ("Compare screen", ""),
+    ("≠", "the two negotiations differ in this row"),
     ("Esc  q", "back to the dashboard"),
     ("Everywhere", ""),
     ("p", "pause or resume the display (capture continues)"),

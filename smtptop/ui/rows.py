@@ -21,6 +21,9 @@ from smtptop.text.timefmt import format_duration
 from smtptop.ui.keyed_table import Column
 
 TLS_LABELS = {"none": "plain", "starttls": "STARTTLS", "implicit": "implicit"}
+# The TLS column's mode word when the negotiated version follows it: "STLS 1.3".
+TLS_SHORT_LABELS = {"none": "plain", "starttls": "STLS", "implicit": "TLS"}
+TLS_COLUMN_WIDTH = max(len(label) for label in TLS_LABELS.values())
 
 # Wide enough for every TCP stage and SMTP phase name ("closed (FIN)", "end-of-data").
 # The rare "<phase>, <TCP stage>" of a connection that closed after a rejected
@@ -49,7 +52,7 @@ MAX_REPLY_WIDTH = 72
 CONVERSATION_COLUMNS = (
     Column("client", "client"),
     Column("server", "server"),
-    Column("TLS", "tls", max(len(label) for label in TLS_LABELS.values())),
+    Column("TLS", "tls", TLS_COLUMN_WIDTH),
     Column("stage", "stage", STAGE_WIDTH),
     # "3m05s", "2h03m": an age under a second ("350 ms") is cut, because it lasts a second at most.
     Column("age", "age", 5),
@@ -144,9 +147,25 @@ def endpoint_cells(row: ConversationRow) -> list[Text]:
     return [
         _cell(row.client, style),
         _cell(row.server, style),
-        _cell(TLS_LABELS.get(row.tls_mode, row.tls_mode), style),
+        _cell(tls_cell_text(row), style),
         _cell(row.stage, style),
     ]
+
+
+def tls_cell_text(row: ConversationRow) -> str:
+    """Return the TLS column: the mode and version ("STLS 1.3"), "1.3 dec" once decrypted, or the failure.
+
+    The column is as narrow as "STARTTLS", so a decrypted session drops the mode word,
+    which the conversation screen still shows.
+    """
+    if not row.tls or row.tls == "…":
+        return TLS_LABELS.get(row.tls_mode, row.tls_mode)
+    if row.tls.endswith(" dec"):
+        return row.tls
+    if row.tls[0].isdigit():
+        return f"{TLS_SHORT_LABELS.get(row.tls_mode, row.tls_mode)} {row.tls}"
+    # "failed 40", "mismatch" or "silent": the problem tells more than the mode.
+    return row.tls.replace("failed", "fail")
 
 
 def dialogue_cells(row: ConversationRow) -> list[Text]:

@@ -353,6 +353,7 @@ async def test_screenshots_script_writes_svgs(tmp_path: Path) -> None:
         "conversation.svg",
         "timeline.svg",
         "transcript.svg",
+        "tls.svg",
     ]
     svg = {path.name: path.read_text() for path in paths}
     # Rich writes spaces in SVG text as no-break spaces.
@@ -363,6 +364,7 @@ async def test_screenshots_script_writes_svgs(tmp_path: Path) -> None:
     assert "→│" in svg["timeline.svg"]
     assert "AUTH&#160;LOGIN" in svg["transcript.svg"]
     assert "AUTH&#160;response&#160;****" in svg["transcript.svg"]
+    assert "ServerHello" in svg["tls.svg"]
     for text in svg.values():
         assert "demo-password" not in text
         assert "ZGVtby1wYXNzd29yZA" not in text  # base64 of the password
