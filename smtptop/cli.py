@@ -35,7 +35,7 @@ from smtptop.decode.packet import UnsupportedLinkType
 from smtptop.engine.engine import Engine
 from smtptop.engine.runner import CaptureRunner
 from smtptop.tls.keylog import KeyLog, KeyLogError
-from smtptop.tls.keys import TlsKeys, keylog_path_from_environment
+from smtptop.tls.keys import KEYLOG_ENVIRONMENT, TlsKeys, keylog_path_from_environment
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tls.add_argument(
         "--rsa-key", metavar="KEYFILE",
-        help="server RSA private key (PEM or PKCS#12) to decrypt TLS 1.2 sessions with RSA key exchange, any server",
+        help="server RSA private key (PEM or PKCS#12) to decrypt TLS 1.2 and older sessions with RSA key exchange, "
+        "for any server; an encrypted key needs --rsa-keys, which takes a password",
     )
     tls.add_argument(
         "--rsa-keys", metavar="FILE",
@@ -188,7 +189,7 @@ def parse_config(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
         tls_rsa_keys=args.rsa_keys,
         tls_keylog_watch=live,
     )
-    _check_keys(engine)
+    _check_keys(engine, args.keylog)
 
     output = "ui"
     if args.json:
@@ -198,17 +199,27 @@ def parse_config(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
     return Config(capture=capture, engine=engine, stall_seconds=args.stall, demo=args.demo, output=output), args
 
 
-def _check_keys(engine: EngineConfig) -> None:
+def _check_keys(engine: EngineConfig, keylog_argument: str | None) -> None:
     """Read the keys once before starting, so a key that cannot be used stops the start.
 
     A live capture watches a key log that does not exist yet: the MTA may create it later.
     """
     try:
         TlsKeys.from_settings(None, engine.tls_rsa_key, engine.tls_rsa_keys, may_grow=False)
-        if engine.tls_keylog and not engine.tls_keylog_watch:
-            KeyLog(engine.tls_keylog).refresh()
-    except (ValueError, KeyLogError) as error:
+    except ValueError as error:
         raise UsageError(str(error)) from None
+    path = engine.tls_keylog
+    if not path:
+        return
+    origin = "" if path == keylog_argument else f"{KEYLOG_ENVIRONMENT}={path}: "
+    if os.path.isdir(path):
+        raise UsageError(f"{origin}the TLS key log {path} is a directory; give the key log file")
+    if engine.tls_keylog_watch and not os.path.exists(path):
+        return
+    try:
+        KeyLog(path).refresh()
+    except KeyLogError as error:
+        raise UsageError(f"{origin}{error}") from None
 
 
 def open_source(config: Config) -> tuple[LiveCapture | CaptureReader, str]:

@@ -287,8 +287,31 @@ class Conversation:
         if not events:
             return
         self.dirty = True
+        # The decrypted records were captured earlier, so their lines go where their packets
+        # were, and the steps inferred from the still encrypted records give way to them.
+        secrets = {id(self.transcript[index]): event for index, event in self.secret_lines.items()}
+        self.transcript = [line for line in self.transcript if not _inferred_step(line)]
+        self.secret_lines = {}
+        packets: dict[tuple[float, Direction | None], PacketRecord] = {}
+        for record in self.packets:
+            if record.length:
+                packets.setdefault((record.ts, record.direction), record)
+                packets.setdefault((record.ts, None), record)
+        touched: dict[int, tuple[PacketRecord, list[Event]]] = {}
         for event in events:
-            self._transcribe(event, None)
+            found = packets.get((event.ts, _sender(event)))
+            self._transcribe(event, found.frame_no if found is not None else None)
+            if found is not None:
+                touched.setdefault(id(found), (found, []))[1].append(event)
+        for record, record_events in touched.values():
+            if record.summary.startswith("TLS data") or record.summary.endswith("(encrypted, inferred)]"):
+                record.summary = ""
+                _summarize(record, [record_events])
+        secrets.update({id(self.transcript[index]): event for index, event in self.secret_lines.items()})
+        self.transcript.sort(key=lambda line: line.ts)
+        self.secret_lines = {
+            index: secrets[id(line)] for index, line in enumerate(self.transcript) if id(line) in secrets
+        }
         self.note_moves(events[-1].ts)
 
     def give_up_sniffing(self) -> None:
@@ -333,7 +356,10 @@ class Conversation:
         elif isinstance(event, BodyEnd):
             self._on_body_end(event)
             text = f"<{event.summary()}>"
-            transcript.append(TranscriptLine(event.ts, Direction.CLIENT_TO_SERVER, text, None, frame_no, _group(event.record)))
+            line = TranscriptLine(
+                event.ts, Direction.CLIENT_TO_SERVER, text, None, frame_no, _group(event.record), event.record.decrypted
+            )
+            transcript.append(line)
         elif isinstance(event, TlsStep):
             transcript.append(TranscriptLine(event.ts, event.direction, event.summary(False), None, frame_no))
         elif isinstance(event, (GapNoted, TlsStarted, Anomaly, ConnectionEnd)):
@@ -403,6 +429,22 @@ class Conversation:
     def finish(self, ts: float) -> None:
         """Release every held byte at the end of the input; undecided conversations stay undecided."""
         self.expire(self.tcp.flush(ts), ts)
+
+
+def _inferred_step(line: TranscriptLine) -> bool:
+    """True for a TLS step that was only inferred from an encrypted record's position."""
+    return line.text.startswith("[TLS ") and line.text.endswith("(encrypted, inferred)]")
+
+
+def _sender(event: Event) -> Direction | None:
+    """Return the side whose bytes completed an event, for finding its packet."""
+    if isinstance(event, (Command, SaslResponse, BodyEnd)):
+        return Direction.CLIENT_TO_SERVER
+    if isinstance(event, Reply):
+        return Direction.SERVER_TO_CLIENT
+    if isinstance(event, (TlsStep, GapNoted)):
+        return event.direction
+    return None
 
 
 def _starts_smtp(direction: Direction, head: bytes) -> bool:

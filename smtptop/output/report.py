@@ -84,7 +84,7 @@ def _cells(record: dict[str, Any]) -> tuple[str, ...]:
         datetime.fromtimestamp(record["start"]).strftime("%Y-%m-%d %H:%M:%S.%f"),
         record["client"],
         record["server"],
-        record.get("tls", {}).get("mode", "none"),
+        _tls(record.get("tls", {})),
         str(greeting.get("code") or "-"),
         str(messages),
         f"{accepted}/{len(recipients)}",
@@ -93,6 +93,18 @@ def _cells(record: dict[str, Any]) -> tuple[str, ...]:
         format_duration(record["end"] - record["start"]),
         str(record["tcp"]["retransmissions"]),
     )
+
+
+def _tls(tls: dict[str, Any]) -> str:
+    """Return the mode, the version, and whether the session was decrypted: "starttls 1.3 dec"."""
+    text = tls.get("mode", "plaintext")
+    if tls.get("version"):
+        text += " " + str(tls["version"]).removeprefix("TLS ")
+    if tls.get("decrypted"):
+        text += " dec"
+    elif tls.get("starttls") == "failed":
+        text += " failed"
+    return text
 
 
 def _last_reply(record: dict[str, Any]) -> str:

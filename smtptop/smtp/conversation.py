@@ -172,6 +172,7 @@ class SmtpConversation(ReplyEffects, Timing):
         self._client_tls_first = False  # the client's first bytes were a TLS record
         self._server_seen = False  # any server byte or server gap so far
         self._closed = False
+        self._close_ts = 0.0
         self._client_resync = False
         self._server_resync = False
         self._current: Transaction | None = None
@@ -254,6 +255,13 @@ class SmtpConversation(ReplyEffects, Timing):
         if self._closed:
             return []
         self._closed = True
+        self._close_ts = ts
+        self._wrap_up(ts)
+        self._out.append(ConnectionEnd(ts, len(self._pending)))
+        return self._take_events()
+
+    def _wrap_up(self, ts: float) -> None:
+        """Read what the gate held, abort open transactions and set the closed phase."""
         try:
             while self._gate is not None and len(self._client):
                 self._assume_gate_reply(ts)
@@ -266,8 +274,6 @@ class SmtpConversation(ReplyEffects, Timing):
                 self._abort(transaction, "close", ts)
         if self.phase is not Phase.REJECTED:
             self.phase = Phase.CLOSED
-        self._out.append(ConnectionEnd(ts, len(self._pending)))
-        return self._take_events()
 
     def retry_tls(self) -> list[Event]:
         """Decrypt the TLS records that waited for secrets; call after the key log grew."""
@@ -278,6 +284,9 @@ class SmtpConversation(ReplyEffects, Timing):
             self._tls_output.extend(self.tls.retry())
             self._tls_steps()
             self._drain_tls()
+            if self._closed:
+                # The decrypted dialogue happened before the close: end it the same way again.
+                self._wrap_up(self._close_ts)
         except Exception:  # noqa: BLE001 - see receive
             logger.debug("SMTP parser failed on decrypted bytes", exc_info=True)
             self._anomaly("parser error", "", self._client_last_ts or 0.0)

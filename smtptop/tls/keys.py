@@ -78,6 +78,12 @@ class TlsKeys:
         """Read what was appended to the key log; True when new secrets arrived."""
         if self.keylog is None:
             return False
+        if self.may_grow and not os.path.exists(self.keylog.path):
+            # The MTA creates the key log when it starts: wait for it quietly.
+            if self.problem is None:
+                logger.warning("TLS key log %s does not exist yet; waiting for it", self.keylog.path)
+            self.problem = f"waiting for the TLS key log {self.keylog.path}"
+            return False
         try:
             grew = self.keylog.refresh()
         except KeyLogError as error:

@@ -64,7 +64,10 @@ def _load_pem(path: str, data: bytes, password: bytes | None) -> object:
     except TypeError:
         # cryptography raises TypeError for a missing or unneeded password.
         if password is None:
-            raise RsaKeyError(f"RSA key file {path} is encrypted; give its password") from None
+            raise RsaKeyError(
+                f"RSA key file {path} is encrypted; give its password in an --rsa-keys list line "
+                "(ip,port,protocol,keyfile,password)"
+            ) from None
         return load_pem_private_key(data, None)
     except ValueError:
         if password is not None:
@@ -97,7 +100,8 @@ def _load_der(path: str, data: bytes, password: bytes | None) -> object:
     if password is None:
         raise RsaKeyError(
             f"cannot read RSA key file {path}: not a PEM or PKCS#12 key, "
-            "or it is encrypted and needs a password"
+            "or it is encrypted and needs a password in an --rsa-keys list line "
+            "(ip,port,protocol,keyfile,password)"
         )
     raise RsaKeyError(
         f"cannot decrypt RSA key file {path}: wrong password or not a PEM or PKCS#12 key"

@@ -251,6 +251,8 @@ class TlsSession:
         self.error = None
         # The steps inferred from encrypted records give way to the decrypted ones.
         self.steps = [step for step in self.steps if not step.encrypted]
+        for side in self._sides.values():
+            side.first_data_ts = None
         for direction, record in waiting:
             self._encrypted(direction, record, replay=True)
         return self._take()
@@ -691,6 +693,10 @@ class TlsSession:
                 "no secrets for this session in the key log, and no RSA key given", final=True
             )
             return None
+        if not keys.rsa_keys_for(self._server):
+            where = f"{self._server[0]}:{self._server[1]}" if self._server else "this server"
+            self._fail(f"no RSA key is listed for {where}; add it to the --rsa-keys list", final=True)
+            return None
         if self.certificates:
             key = keys.rsa_key_for_certificate(self.certificates[0], self._server)
             if key is None:
@@ -711,7 +717,8 @@ class TlsSession:
 
     def _fail(self, reason: str, final: bool = False) -> None:
         if self.error is None:
-            self.error = reason
+            renegotiated = self._hello is not self.client_hello and not self.retry_requested
+            self.error = f"renegotiated handshake: {reason}" if renegotiated else reason
         if final:
             self._final_error = True
 

@@ -180,10 +180,14 @@ def handshake_text(summary: TlsSummary) -> str:
 
 
 def last_step_text(summary: TlsSummary) -> str:
-    """Name the last step seen, where the negotiation stopped or moved on to data."""
-    if not summary.steps:
+    """Name the last step seen, where the negotiation stopped or moved on to data.
+
+    A close_notify alert is the normal end of a session, not where it stopped.
+    """
+    steps = [step for step in summary.steps if not (step.name == "alert" and "close_notify" in step.detail)]
+    if not steps:
         return ABSENT
-    step = summary.steps[-1]
+    step = steps[-1]
     return f"{printable(step.name)} from {SIDE_NAMES.get(step.sender, '?')}"
 
 

@@ -63,3 +63,17 @@ def test_sessions_decrypt_when_the_key_log_gets_their_secrets(tmp_path: Path) ->
     assert expected == ["EHLO", "MAIL"]
     assert decrypted_commands == expected
     assert after.row.tls == "1.2 dec"
+
+    # Late keys give the same view as keys present from the start.
+    early = Engine(EngineConfig(tls_keylog=str(KEYS), linger_seconds=float("inf")), engine.link_type, "test", "")
+    _feed_whole_file(early)
+    (early_row,) = early.snapshot().rows
+    reference = early.detail(early_row.key)
+    assert reference is not None and reference.tls is not None
+    assert [(line.ts, line.direction, line.text) for line in after.transcript] == [
+        (line.ts, line.direction, line.text) for line in reference.transcript
+    ]
+    assert [line.frame_no for line in after.transcript] == [line.frame_no for line in reference.transcript]
+    assert after.row.stage == reference.row.stage
+    assert after.tls.steps == reference.tls.steps
+    assert [packet.summary for packet in after.packets] == [packet.summary for packet in reference.packets]
