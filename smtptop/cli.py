@@ -10,16 +10,17 @@ import argparse
 import logging
 import math
 import os
+import pwd
 import signal
 import sys
 import threading
-from importlib import resources
 from collections.abc import Callable
+from importlib import resources
 from typing import NoReturn
 
 from smtptop import __version__
 from smtptop.capture.errors import CaptureError
-from smtptop.capture.files import CaptureReader, open_capture, open_stream
+from smtptop.capture.files import CaptureReader, compile_frame_filter, open_capture, open_stream
 from smtptop.capture.live import LiveCapture
 from smtptop.config import (
     DEFAULT_BUFFER_KIB,
@@ -32,8 +33,12 @@ from smtptop.config import (
     default_filter,
 )
 from smtptop.decode.packet import UnsupportedLinkType
+from smtptop.engine.conversation import Conversation
 from smtptop.engine.engine import Engine
 from smtptop.engine.runner import CaptureRunner
+from smtptop.export.headless import FrameSelection, save_capture
+from smtptop.export.pcap import ExportError
+from smtptop.record import RecordConfig, Recorder, RecordError, parse_file_size
 from smtptop.tls.keylog import KeyLog, KeyLogError
 from smtptop.tls.keys import KEYLOG_ENVIRONMENT, TlsKeys, keylog_path_from_environment
 
@@ -41,8 +46,8 @@ log = logging.getLogger(__name__)
 
 USAGE_ERROR = 2
 DEMO_CAPTURE = "demo.pcap"
-# Closed conversations of a live capture leave the table after this long; a file keeps them all
-# up to EngineConfig.max_closed. Headless output reports a conversation once it has lingered.
+# Headless output reports a closed conversation once it has lingered this long, so late
+# packets (a last ACK, a retransmitted FIN) are in its record.
 HEADLESS_LINGER_SECONDS = 2.0
 
 
@@ -120,6 +125,66 @@ def build_parser() -> argparse.ArgumentParser:
     )
     view.add_argument("--report", action="store_true", help="no UI: print a table of all conversations at the end")
     view.add_argument("--log", metavar="FILE", help="write a debug log to FILE")
+    view.add_argument(
+        "--save", metavar="FILE",
+        help="with -r: write the frames of the SMTP conversations to the pcap FILE (all, or those --select picks)",
+    )
+    view.add_argument(
+        "--select", metavar="TEXT",
+        help="with --save: only conversations whose client, server, stage, TLS mode, command or reply contain "
+        "TEXT, as the dashboard's / filter matches",
+    )
+
+    record = parser.add_argument_group(
+        "recording (tcpdump's options)",
+        "Every captured frame, before any display filter, is written by a background thread, so a slow "
+        "disk never stalls the capture. As in tcpdump: strftime names, -C units and suffixes, numbered "
+        "files after -C, -Z after the capture is open, -U. Differences from tcpdump, on purpose: -G slices start at "
+        "multiples of SECONDS from the epoch, not at the first packet; the -C counter restarts in each "
+        "-G slice; -W with -C is a ring of exactly COUNT zero-padded files, also with -G (a ring per "
+        "slice); -W with only -G stops recording, not the program, after COUNT files; a full disk "
+        "pauses recording, which resumes when space is free.",
+    )
+    record.add_argument(
+        "-w", dest="write_file", metavar="FILE",
+        help="record to FILE; strftime %%-codes are expanded with the slice start (local time)",
+    )
+    record.add_argument(
+        "-G", dest="rotate_seconds", type=int, metavar="SECONDS",
+        help="start a new file every SECONDS, aligned to the clock",
+    )
+    record.add_argument(
+        "-C", dest="rotate_size", metavar="SIZE",
+        help="start a new file before one exceeds SIZE millions of bytes (or SIZEk, SIZEm, SIZEg: KiB, MiB, GiB)",
+    )
+    record.add_argument(
+        "-W", dest="ring_files", type=int, metavar="COUNT",
+        help="with -C: a ring of COUNT files; with only -G: stop recording after COUNT files",
+    )
+    record.add_argument(
+        "--keep", dest="keep_files", type=int, metavar="N",
+        help="delete older files so that only the newest N files written remain",
+    )
+    record.add_argument(
+        "-Z", dest="user", metavar="USER",
+        help="after opening the capture, run as USER, who owns the files (checked before capture starts)",
+    )
+    record.add_argument(
+        "-U", dest="flush_each_packet", action="store_true",
+        help="write each packet to the file as it arrives",
+    )
+
+    memory = parser.add_argument_group("memory")
+    memory.add_argument(
+        "--buffer-mb", type=int, default=64, metavar="MIB",
+        help="captured frame bytes kept in memory for the packet and hex views (default 64); "
+        "the oldest frames leave first",
+    )
+    memory.add_argument(
+        "--max-conversations", type=int, default=10_000, metavar="N",
+        help="conversations kept in the table (default 10000); a new one over the limit evicts the closed "
+        "conversation seen least recently; open ones are never evicted",
+    )
 
     tls = parser.add_argument_group("TLS decryption")
     tls.add_argument(
@@ -157,6 +222,14 @@ def parse_config(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
     for port in args.ports:
         if not 1 <= port <= 65535:
             raise UsageError(f"--port {port}: a TCP port is between 1 and 65535")
+    if args.buffer_mb < 0:
+        raise UsageError(f"--buffer-mb {args.buffer_mb}: the frame memory must be 0 MiB or more")
+    if args.max_conversations < 1:
+        raise UsageError(f"--max-conversations {args.max_conversations}: keep at least 1 conversation")
+    if args.save and not args.read_file:
+        raise UsageError("--save writes conversations read with -r FILE; to keep live traffic, record it with -w")
+    if args.select is not None and not args.save:
+        raise UsageError("--select picks the conversations --save writes: add --save FILE")
     if args.json and args.report:
         raise UsageError("--json and --report are exclusive: choose one headless output")
 
@@ -188,15 +261,53 @@ def parse_config(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
         tls_rsa_key=args.rsa_key,
         tls_rsa_keys=args.rsa_keys,
         tls_keylog_watch=live,
+        frame_store_mib=args.buffer_mb,
+        max_conversations=args.max_conversations,
     )
     _check_keys(engine, args.keylog)
+
+    record = _record_config(args)
 
     output = "ui"
     if args.json:
         output = "json"
     elif args.report:
         output = "report"
-    return Config(capture=capture, engine=engine, stall_seconds=args.stall, demo=args.demo, output=output), args
+    elif args.save:
+        output = "save"
+    config = Config(
+        capture=capture,
+        engine=engine,
+        record=record,
+        stall_seconds=args.stall,
+        demo=args.demo,
+        output=output,
+        save=args.save,
+        select=args.select or "",
+    )
+    return config, args
+
+
+def _record_config(args: argparse.Namespace) -> RecordConfig | None:
+    """Build the recording settings from -w and its options; None without -w."""
+    options = (args.rotate_seconds, args.rotate_size, args.ring_files, args.keep_files, args.user)
+    if not args.write_file:
+        if any(option is not None for option in options) or args.flush_each_packet:
+            raise UsageError("-G, -C, -W, --keep, -Z and -U shape a recording: add -w FILE")
+        return None
+    try:
+        size = parse_file_size(args.rotate_size) if args.rotate_size is not None else None
+        return RecordConfig(
+            pattern=args.write_file,
+            rotate_seconds=args.rotate_seconds,
+            rotate_bytes=size,
+            ring_files=args.ring_files,
+            keep_files=args.keep_files,
+            user=args.user,
+            flush_each_packet=args.flush_each_packet,
+        )
+    except (ValueError, RecordError) as error:
+        raise UsageError(str(error)) from None
 
 
 def _check_keys(engine: EngineConfig, keylog_argument: str | None) -> None:
@@ -234,7 +345,7 @@ def open_source(config: Config) -> tuple[LiveCapture | CaptureReader, str]:
         reader = open_capture(capture.read_file)
     if capture.read_file is not None:
         if capture.bpf_filter:
-            reader.frame_filter = _compile_file_filter(capture.bpf_filter, reader.link_type)
+            reader.frame_filter = compile_frame_filter(capture.bpf_filter, reader.link_type)
         return reader, reader.name
     assert capture.interface is not None and capture.bpf_filter is not None
     live = LiveCapture(
@@ -269,19 +380,6 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _compile_file_filter(expression: str, link_type: int) -> Callable[[bytes], object]:
-    import pcap
-
-    try:
-        matcher: Callable[[bytes], object] = pcap.bpf(expression.encode(), link_type).filter
-        return matcher
-    except OSError:
-        raise CaptureError(
-            f"invalid capture filter {expression!r} for link type {link_type}; "
-            "the filter uses tcpdump's syntax (see man pcap-filter)"
-        ) from None
-
-
 def main(argv: list[str] | None = None) -> int:
     try:
         config, args = parse_config(argv)
@@ -296,12 +394,43 @@ def main(argv: list[str] | None = None) -> int:
         _fail(f"{name}: {error}")
 
 
+def _start_recorder(config: Config, source: LiveCapture | CaptureReader) -> Recorder | None:
+    """Check the recording target, drop to the -Z user, and start writing; None without -w."""
+    if config.record is None:
+        return None
+    recorder = Recorder(config.record, source.link_type, source.snaplen)
+    recorder.check()
+    if config.record.user is not None:
+        _drop_privileges(config.record.user)
+    recorder.start()
+    return recorder
+
+
+def _drop_privileges(user: str) -> None:
+    """Run as ``user`` from now on, as tcpdump -Z does once the capture is open."""
+    if os.geteuid() != 0:
+        return  # Recorder.check has made sure the files can be created as this user.
+    entry = pwd.getpwnam(user)
+    os.setgroups(os.getgrouplist(user, entry.pw_gid))
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+
+
 def _run(config: Config, source: LiveCapture | CaptureReader, name: str) -> int:
     bpf_filter = config.capture.bpf_filter or ""
+    try:
+        recorder = _start_recorder(config, source)
+    except (RecordError, KeyError, OSError) as error:
+        source.close()
+        _fail(str(error))
     if config.output == "ui":
         engine = Engine(config.engine, source.link_type, name, bpf_filter)
         runner = CaptureRunner(
-            engine, source, realtime=config.capture.realtime, rebase_to_now=config.capture.rebase_to_now
+            engine,
+            source,
+            realtime=config.capture.realtime,
+            rebase_to_now=config.capture.rebase_to_now,
+            recorder=recorder,
         )
         from smtptop.ui.app import SmtpTopApp  # Textual is imported only for the UI.
 
@@ -317,16 +446,23 @@ def _run(config: Config, source: LiveCapture | CaptureReader, name: str) -> int:
         finally:
             runner.stop()
         return 0
-    return _run_headless(config, source, name, bpf_filter)
+    return _run_headless(config, source, name, bpf_filter, recorder)
 
 
-def _run_headless(config: Config, source: LiveCapture | CaptureReader, name: str, bpf_filter: str) -> int:
+def _run_headless(
+    config: Config, source: LiveCapture | CaptureReader, name: str, bpf_filter: str, recorder: Recorder | None
+) -> int:
     from smtptop.output.jsonl import JsonLinesWriter
     from smtptop.output.report import ReportCollector
 
-    sink = JsonLinesWriter(sys.stdout) if config.output == "json" else ReportCollector()
-    engine = Engine(config.engine, source.link_type, name, bpf_filter, on_finished=sink)
-    runner = CaptureRunner(engine, source, realtime=config.capture.realtime)
+    sink: JsonLinesWriter | ReportCollector | None = None
+    if config.output == "json":
+        sink = JsonLinesWriter(sys.stdout)
+    elif config.output == "report":
+        sink = ReportCollector()
+    selection = _save_selection(config)
+    engine = Engine(config.engine, source.link_type, name, bpf_filter, on_finished=_finished_hook(sink, selection))
+    runner = CaptureRunner(engine, source, realtime=config.capture.realtime, recorder=recorder)
     interrupted = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: interrupted.set())
@@ -338,6 +474,12 @@ def _run_headless(config: Config, source: LiveCapture | CaptureReader, name: str
         pass
     runner.stop()
     engine.finish_input(None)
+    if selection is not None and config.save is not None and config.capture.read_file is not None:
+        try:
+            summary = save_capture(engine, selection, config.capture.read_file, config.save, config.capture.bpf_filter)
+        except (ExportError, CaptureError) as error:
+            _fail(str(error))
+        print(f"smtptop: {summary.line()}", file=sys.stderr)
     if isinstance(sink, ReportCollector):
         try:
             sink.write(sys.stdout, engine.snapshot().stats)
@@ -353,6 +495,33 @@ def _run_headless(config: Config, source: LiveCapture | CaptureReader, name: str
         print(f"smtptop: error: {engine.error}", file=sys.stderr)
         return USAGE_ERROR
     return 0
+
+
+def _save_selection(config: Config) -> FrameSelection | None:
+    """Collect the frames of the conversations --save writes; None without --save."""
+    if config.save is None:
+        return None
+    return FrameSelection(
+        config.select,
+        reveal=config.engine.reveal_secrets,
+        packet_limit=config.engine.max_packets_per_conversation,
+    )
+
+
+def _finished_hook(
+    sink: Callable[[Conversation], None] | None, selection: FrameSelection | None
+) -> Callable[[Conversation], None] | None:
+    """Hand each finished conversation to the headless output and to the --save selection."""
+    if selection is None:
+        return sink
+    if sink is None:
+        return selection
+
+    def both(conversation: Conversation) -> None:
+        sink(conversation)
+        selection(conversation)
+
+    return both
 
 
 def _setup_logging(path: str | None, headless: bool) -> None:

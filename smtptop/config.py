@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from smtptop.record.options import RecordConfig
+
 SMTP_PORTS = frozenset({25, 465, 587, 2525})
 
 # Large by default: on a 2-core test machine a 2 MB kernel buffer dropped
@@ -34,8 +36,9 @@ class CaptureConfig:
 class EngineConfig:
     smtp_ports: frozenset[int] = SMTP_PORTS
     reveal_secrets: bool = False
-    linger_seconds: float = DEFAULT_LINGER_SECONDS  # how long a closed conversation stays listed, on the capture clock
-    max_closed: int = 10_000  # closed conversations kept before the oldest are dropped
+    # How long a closed conversation waits for late packets before the headless output
+    # reports it, on the capture clock. It stays listed until the count limit evicts it.
+    linger_seconds: float = DEFAULT_LINGER_SECONDS
     frame_store_mib: int = 64  # captured frame bytes kept for the hex view, over all conversations
     hole_grace_seconds: float = 1.0  # how long a hole the peer has ACKed may wait for a late segment
     stall_seconds: float = 10.0  # a conversation waiting longer than this for its next move is stalled
@@ -44,12 +47,22 @@ class EngineConfig:
     tls_rsa_key: str | None = None  # an RSA private key for any server (--rsa-key)
     tls_rsa_keys: str | None = None  # Wireshark's RSA keys list (--rsa-keys)
     tls_keylog_watch: bool = False  # re-read the key log as it grows (live capture)
+    # Conversations kept, open and closed. A new conversation over the limit evicts the closed
+    # ones seen least recently; open ones are never evicted.
+    max_conversations: int = 10_000
+    # Packet records kept per conversation: the first half and the newest. A message at Postfix's
+    # default message_size_limit (10,240,000 bytes) is 7,072 segments of 1,448 bytes, about 14,000
+    # packets with one ACK each, so it fits whole.
+    max_packets_per_conversation: int = 20_000
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    record: RecordConfig | None = None  # -w and its rotation options; None when not recording
     stall_seconds: float = 10.0
     demo: bool = False
-    output: str = "ui"  # "ui", "json" or "report"
+    output: str = "ui"  # "ui", "json", "report", or "save" for --save alone
+    save: str | None = None  # --save: the pcap file for the selected conversations of -r FILE
+    select: str = ""  # --select: the text a conversation must contain to be saved

@@ -199,3 +199,17 @@ def open_capture(path: str) -> CaptureReader:
     except (OSError, EOFError, gzip.BadGzipFile) as error:
         stream.close()
         raise CaptureError(f"-r {path}: cannot read the capture ({error})") from None
+
+
+def compile_frame_filter(expression: str, link_type: int) -> Callable[[bytes], object]:
+    """Compile a tcpdump filter expression into a matcher of frame bytes, for reading files."""
+    import pcap  # pypcap is imported only where a filter is used.
+
+    try:
+        matcher: Callable[[bytes], object] = pcap.bpf(expression.encode(), link_type).filter
+        return matcher
+    except OSError:
+        raise CaptureError(
+            f"invalid capture filter {expression!r} for link type {link_type}; "
+            "the filter uses tcpdump's syntax (see man pcap-filter)"
+        ) from None

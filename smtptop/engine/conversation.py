@@ -63,6 +63,7 @@ class PacketRecord:
         "tags",
         "ts",
         "window",
+        "wire_len",
     )
 
     def __init__(self, seg: Segment, direction: Direction, frame: bytes | None) -> None:
@@ -77,6 +78,7 @@ class PacketRecord:
         self.summary = ""  # AUTH secrets masked
         self.revealed_summary: str | None = None  # the summary with secrets shown, when it differs
         self.frame = frame
+        self.wire_len = len(frame) if frame is not None else 0  # the frame's length on the wire; the engine sets it
         # TCP analysis tags in Wireshark's words, the connection's tuple for this segment.
         self.tags: tuple[str, ...] = ()
 
@@ -103,6 +105,7 @@ class Conversation:
         self.server = format_endpoint(*tcp.server)
         self.smtp: SmtpConversation | None = None
         self.packets: list[PacketRecord] = []
+        self.packets_not_kept = 0  # records the engine dropped from the middle of ``packets`` to bound it
         self.transcript: list[TranscriptLine] = []  # AUTH secrets masked
         self.secret_lines: dict[int, Command | SaslResponse] = {}  # transcript index to the event it masks
         self.secrets: set[bytes] = set()  # AUTH arguments and SASL responses as sent, masked in frames

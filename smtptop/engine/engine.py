@@ -9,10 +9,11 @@ rebuilt only for conversations that changed since the last snapshot.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from smtptop.capture.files import Frame
 from smtptop.config import EngineConfig
@@ -20,6 +21,7 @@ from smtptop.decode.packet import Decoder
 from smtptop.decode.segment import ACK, SYN, Segment, flag_names
 from smtptop.engine.conversation import Conversation, FlowKey, PacketRecord
 from smtptop.engine.phases import conversation_phases
+from smtptop.engine.retention import ClosedConversations, FrameStore, trim_packets
 from smtptop.engine.snapshot import (
     CaptureStats,
     ConversationDetail,
@@ -78,12 +80,13 @@ class Engine:
         self._flows: dict[FlowKey, Conversation] = {}
         self._ignored: OrderedDict[FlowKey, None] = OrderedDict()
         self._with_holes: set[Conversation] = set()
-        self._closed: deque[Conversation] = deque()
-        self._frames: deque[PacketRecord] = deque()
-        self._frame_bytes = 0
-        self._frame_budget = config.frame_store_mib * 1024 * 1024
+        self._closed = ClosedConversations()  # the eviction candidates, oldest last_seen first
+        # Closed conversations the headless output has not received yet, in the order they closed.
+        self._unreported: deque[Conversation] = deque()
+        self._frames = FrameStore(config.frame_store_mib * 1024 * 1024)
         self._next_key = 1
-        self.evicted_smtp = 0
+        self.evicted = 0  # conversations evicted by the max_conversations limit
+        self.evicted_smtp = 0  # the SMTP ones among them, for conversations_total
         self.snapshot_count = 0  # how often a front end asked; shows that a quiet display still refreshes
         # Raises ValueError with a message for the user when an RSA key cannot be read.
         self.tls_keys = TlsKeys.from_settings(
@@ -111,7 +114,7 @@ class Engine:
                     self.now = ts
                 seg = decode(ts, self.packets, data)
                 if seg is not None:
-                    self._on_segment(seg, data)
+                    self._on_segment(seg, data, wire_len)
             self._housekeeping(self._clock())
 
     def _clock(self) -> float:
@@ -146,8 +149,8 @@ class Engine:
                 if conversation.is_smtp:
                     self._report(conversation)
 
-    def _on_segment(self, seg: Segment, data: bytes) -> None:
-        key = _flow_key(seg)
+    def _on_segment(self, seg: Segment, data: bytes, wire_len: int) -> None:
+        key = flow_key(seg)
         if key in self._ignored:
             return
 
@@ -161,13 +164,15 @@ class Engine:
 
         tcp = conversation.tcp
         direction, items = tcp.receive(seg)
-        record = conversation.add_packet(seg, direction, items, self._store(data))
+        record = conversation.add_packet(seg, direction, items, data)
+        record.wire_len = wire_len
         tags = tcp.last_tags
         if tags:
             record.tags = tags
             self._count_tags(tags)
-        if record.frame is not None:
-            self._frames.append(record)
+        self._frames.keep(record)
+        if len(conversation.packets) > self.config.max_packets_per_conversation:
+            self._frames.release(trim_packets(conversation, self.config.max_packets_per_conversation))
 
         if tcp.closed:
             conversation.give_up_sniffing()
@@ -179,7 +184,9 @@ class Engine:
         if tcp.closed and not conversation.queued_for_eviction:
             conversation.queued_for_eviction = True
             conversation.close(seg.ts)
-            self._closed.append(conversation)
+            self._closed.push(conversation)
+            if self.on_finished is not None:
+                self._unreported.append(conversation)
 
     def _count_tags(self, tags: tuple[str, ...]) -> None:
         # A segment has a handful of tags at most, so this stays constant work per packet.
@@ -200,12 +207,14 @@ class Engine:
         self._next_key += 1
         self._flows[key] = conversation
         self.conversations[conversation.key] = conversation
+        self._evict_over_limit()
         return conversation
 
     def _ignore(self, key: FlowKey, conversation: Conversation) -> None:
         self._flows.pop(key, None)
         self.conversations.pop(conversation.key, None)
         self._with_holes.discard(conversation)
+        self._frames.release(conversation.packets)  # not SMTP, so never shown in the hex view
         self._ignored[key] = None
         if len(self._ignored) > MAX_IGNORED_FLOWS:
             self._ignored.popitem(last=False)
@@ -215,16 +224,6 @@ class Engine:
         if key is not None and self._flows.get(key) is conversation:
             del self._flows[key]
 
-    def _store(self, data: bytes) -> bytes | None:
-        """Keep a frame's bytes for the hex view, dropping the oldest frames past the budget."""
-        self._frame_bytes += len(data)
-        while self._frame_bytes > self._frame_budget and self._frames:
-            oldest = self._frames.popleft()
-            if oldest.frame is not None:
-                self._frame_bytes -= len(oldest.frame)
-                oldest.frame = None
-        return data
-
     def _housekeeping(self, now: float) -> None:
         if self._with_holes:
             for conversation in list(self._with_holes):
@@ -232,7 +231,7 @@ class Engine:
                 if not conversation.tcp.has_pending_holes:
                     self._with_holes.discard(conversation)
         self._read_new_secrets(now)
-        self._evict(now)
+        self._report_lingered(now)
 
     def _read_new_secrets(self, now: float) -> None:
         """Check a growing key log twice a second; decrypt the sessions that waited for it."""
@@ -245,17 +244,50 @@ class Engine:
         for conversation in list(self.conversations.values()):
             conversation.retry_tls()
 
-    def _evict(self, now: float) -> None:
-        """Drop closed conversations that lingered long enough, and the oldest past the cap."""
+    def _report_lingered(self, now: float) -> None:
+        """Hand the headless output each closed conversation that has lingered; it stays listed.
+
+        The linger lets late packets (a final ACK, a retransmitted FIN) reach
+        the conversation before its record is written.
+        """
         linger = self.config.linger_seconds
-        closed = self._closed
-        while closed and (len(closed) > self.config.max_closed or closed[0].last_seen + linger < now):
-            conversation = closed.popleft()
-            self._report(conversation)
-            self.conversations.pop(conversation.key, None)
-            self._retire(conversation.flow_key, conversation)
-            if conversation.is_smtp:
-                self.evicted_smtp += 1
+        waiting = self._unreported
+        while waiting and (waiting[0].finished or waiting[0].last_seen + linger < now):
+            self._report(waiting.popleft())
+
+    def _evict_over_limit(self) -> None:
+        """Evict closed conversations, least recently seen first, while more than max_conversations are kept.
+
+        Only a new conversation calls this, so a quiet link never loses one.
+        Open conversations are never evicted: when every kept conversation is
+        open, the table stays over the limit until some close and a new one arrives.
+        """
+        limit = self.config.max_conversations
+        while len(self.conversations) > limit:
+            victim = self._closed.pop_oldest()
+            if victim is None:
+                return
+            self._evict(victim)
+
+    def _evict(self, conversation: Conversation) -> None:
+        """Report a conversation if it was not yet, then forget it and free its packets and frames.
+
+        NOTE: a late packet of an evicted conversation (a last ACK) finds no flow and opens a
+        new, open conversation, which the limit never evicts.
+        """
+        self._report(conversation)
+        self.conversations.pop(conversation.key, None)
+        self._retire(conversation.flow_key, conversation)
+        self._with_holes.discard(conversation)
+        self._frames.release(conversation.packets)
+        conversation.packets.clear()
+        self.evicted += 1
+        if conversation.is_smtp:
+            self.evicted_smtp += 1
+        # A reported conversation leaves the queue when it reaches the head. Once such entries
+        # outnumber the kept conversations, drop them at once, so the queue frees evicted ones.
+        if len(self._unreported) > 2 * len(self.conversations) + 64:
+            self._unreported = deque(item for item in self._unreported if not item.finished)
 
     def _report(self, conversation: Conversation) -> None:
         if self.on_finished is not None and not conversation.finished and conversation.is_smtp:
@@ -270,7 +302,7 @@ class Engine:
             self.snapshot_count += 1
             reveal = self.reveal_secrets
             rows = tuple(
-                _row(conversation, reveal)
+                conversation_row(conversation, reveal)
                 for conversation in self.conversations.values()
                 if conversation.is_smtp
             )
@@ -290,9 +322,23 @@ class Engine:
                 error=self.error,
                 lost_segments=self.lost_segments,
                 acked_unseen=self.acked_unseen,
+                evicted=self.evicted,
+                conversations_kept=len(self.conversations),
+                max_conversations=self.config.max_conversations,
+                frames_dropped=self._frames.dropped,
+                frame_bytes=self._frames.size,
+                frame_budget=self._frames.budget,
             )
             traffic = self.meter.snapshot(self._clock())
         return Snapshot(stats, rows, traffic)
+
+    def mask_frame(self, key: int, frame: bytes) -> bytes:
+        """Mask a conversation's AUTH secrets in frame bytes read from elsewhere, as the screens show them."""
+        with self.lock:
+            conversation = self.conversations.get(key)
+            if conversation is None:
+                return frame
+            return conversation.masked_frame(frame, self.reveal_secrets) or frame
 
     def detail(self, key: int) -> ConversationDetail | None:
         with self.lock:
@@ -309,7 +355,7 @@ class Engine:
             if conversation.truncated_frames:
                 anomalies.append(f"frame cut by the snaplen ×{conversation.truncated_frames}")
             return ConversationDetail(
-                row=_row(conversation, reveal),
+                row=conversation_row(conversation, reveal),
                 tcp_stage=tcp.stage.value,
                 packets=packets,
                 transcript=conversation.transcript_lines(reveal),
@@ -319,16 +365,50 @@ class Engine:
                 phases=conversation_phases(tcp, smtp),
                 tcp=tcp_health(tcp),
                 tls=tls_summary(conversation, self._clock()),
+                packets_not_kept=conversation.packets_not_kept,
+                packets_not_kept_at=_gap_position(conversation, len(packets), self.config.max_packets_per_conversation),
             )
 
+    def frames_for(self, keys: Collection[int]) -> tuple[list[Frame], int]:
+        """Collect the frames of the conversations ``keys`` in capture order, for a pcap export.
 
-def _flow_key(seg: Segment) -> FlowKey:
+        Returns the frames still in memory and the number of frames no longer
+        in memory: those whose bytes the bounded frame store dropped, and the
+        packets trimmed from a long conversation. Keys no longer listed add
+        nothing. The bytes are the captured ones, with AUTH secrets unmasked.
+        """
+        with self.lock:
+            listed = [self.conversations[key] for key in set(keys) if key in self.conversations]
+            # Each conversation's packets are in frame order, so merging them keeps capture order.
+            lists = [conversation.packets for conversation in listed]
+            frames: list[Frame] = []
+            dropped = sum(conversation.packets_not_kept for conversation in listed)
+            for record in heapq.merge(*lists, key=_frame_number):
+                if record.frame is None:
+                    dropped += 1
+                else:
+                    frames.append((record.ts, record.frame, record.wire_len))
+            return frames, dropped
+
+
+def _gap_position(conversation: Conversation, kept: int, limit: int) -> int:
+    """Return where in the packet list the packets not kept were; 0 when every packet is kept."""
+    if not conversation.packets_not_kept:
+        return 0
+    return min(limit // 2, kept)
+
+
+def _frame_number(record: PacketRecord) -> int:
+    return record.frame_no
+
+
+def flow_key(seg: Segment) -> FlowKey:
     one = (seg.src, seg.sport)
     other = (seg.dst, seg.dport)
     return (seg.vlans, one, other) if one < other else (seg.vlans, other, one)
 
 
-def _row(conversation: Conversation, reveal: bool) -> ConversationRow:
+def conversation_row(conversation: Conversation, reveal: bool) -> ConversationRow:
     if not conversation.dirty and conversation.row is not None:
         return conversation.row
 
@@ -372,7 +452,7 @@ def _row(conversation: Conversation, reveal: bool) -> ConversationRow:
         closed=tcp.closed,
         messages=messages,
         retransmissions=tcp.retransmissions,
-        packets=len(conversation.packets),
+        packets=len(conversation.packets) + conversation.packets_not_kept,
         bytes=conversation.payload_bytes,
         anomalies=anomalies,
         waiting_on=wait.side if wait is not None else None,

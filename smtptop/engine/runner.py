@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Collection
 
 # Reads after a stop request, to take in what the kernel still holds; bounded so a busy link cannot delay the exit.
 DRAIN_BATCHES = 20
@@ -19,10 +20,13 @@ from smtptop.capture.files import CaptureReader, Frame
 from smtptop.capture.live import LiveCapture
 from smtptop.engine.engine import Engine
 from smtptop.engine.snapshot import ConversationDetail, Snapshot
+from smtptop.record import Recorder, RecorderStats
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1
+# How long stopping waits for the recorder to write its queue and close the current file.
+RECORDER_CLOSE_SECONDS = 10.0
 
 
 class CaptureRunner:
@@ -34,9 +38,12 @@ class CaptureRunner:
         source: LiveCapture | CaptureReader,
         realtime: bool = False,
         rebase_to_now: bool = False,
+        recorder: Recorder | None = None,
     ) -> None:
         self.engine = engine
         self.source = source
+        # Gets every batch the engine gets, in the same order, so both number frames alike.
+        self.recorder = recorder
         self.realtime = realtime
         # A replay shown as live (the demo) moves capture times to the wall clock,
         # so ages and idle times count from the replay, not from the recording.
@@ -56,6 +63,9 @@ class CaptureRunner:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=2.0)
+        if self.recorder is not None:
+            # The current file is completed even when the capture thread is stuck.
+            self.recorder.close(RECORDER_CLOSE_SECONDS)
         if self._thread.is_alive():
             # Still blocked reading a quiet stream such as stdin. Closing the stream
             # now would wait for that read; the daemon thread ends with the process.
@@ -71,6 +81,34 @@ class CaptureRunner:
 
     def detail(self, key: int) -> ConversationDetail | None:
         return self.engine.detail(key)
+
+    @property
+    def link_type(self) -> int:
+        return self.engine.link_type
+
+    @property
+    def snaplen(self) -> int:
+        return self.source.snaplen
+
+    def frames_for(self, keys: Collection[int]) -> tuple[list[Frame], int]:
+        """Return the frames of these conversations still in memory, and how many are not."""
+        return self.engine.frames_for(keys)
+
+    def read_frame(self, key: int, frame_no: int) -> tuple[bytes | None, str] | None:
+        """Read a frame whose bytes left memory back from the recording, masked like the screens.
+
+        Returns the bytes, or None with the reason they are gone; None without a recording.
+        """
+        if self.recorder is None:
+            return None
+        data = self.recorder.read_frame(frame_no)
+        if data is None:
+            return None, self.recorder.gone_reason(frame_no)
+        return self.engine.mask_frame(key, data), ""
+
+    def recording(self) -> RecorderStats | None:
+        """Return the recorder's counters, or None when nothing is recorded."""
+        return self.recorder.stats() if self.recorder is not None else None
 
     def set_reveal_secrets(self, reveal: bool) -> None:
         """Show AUTH secrets unmasked in later snapshots and details, or mask them again."""
@@ -93,13 +131,13 @@ class CaptureRunner:
     def _run_live(self, capture: LiveCapture) -> None:
         while not self._stop.is_set():
             batch = capture.read_batch(POLL_SECONDS)
-            self.engine.feed(batch, wall_clock=time.time())
+            self._feed(batch, time.time())
             self.engine.set_drops(*capture.drops())
         for _ in range(DRAIN_BATCHES):
             batch = capture.read_batch(0.0)
             if not batch:
                 break
-            self.engine.feed(batch, wall_clock=time.time())
+            self._feed(batch, time.time())
 
     def _run_file(self, reader: CaptureReader) -> None:
         pace = _Pacer(self.rebase_to_now) if self.realtime else None
@@ -107,13 +145,18 @@ class CaptureRunner:
             if self._stop.is_set():
                 return
             if pace is None:
-                self.engine.feed(batch)
+                self._feed(batch, None)
                 continue
             for frame in batch:
                 if not pace.wait_for(frame, self._stop):
                     return
-                self.engine.feed([pace.rebase(frame)])
+                self._feed([pace.rebase(frame)], None)
         self.engine.finish_input(reader.error)
+
+    def _feed(self, batch: list[Frame], wall_clock: float | None) -> None:
+        if self.recorder is not None:
+            self.recorder.submit(batch)
+        self.engine.feed(batch, wall_clock=wall_clock)
 
 
 class _Pacer:

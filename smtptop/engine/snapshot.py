@@ -78,6 +78,15 @@ class CaptureStats:
     error: str | None  # last source error, for example a corrupt record in a file
     lost_segments: int = 0  # "previous segment not captured", over all conversations
     acked_unseen: int = 0  # "ACKed segment that wasn't captured": loss in the capture, not the network
+    evicted: int = 0  # closed conversations evicted to stay within max_conversations
+    # Conversations in the engine's table, SMTP or still undecided. It exceeds max_conversations
+    # when new ones arrive while every kept one is open: open conversations are never evicted,
+    # and closed ones are evicted only when the next new conversation arrives.
+    conversations_kept: int = 0
+    max_conversations: int = 0
+    frames_dropped: int = 0  # frames whose bytes the frame store's budget pushed out of memory
+    frame_bytes: int = 0  # captured bytes kept for the hex view now
+    frame_budget: int = 0  # the max of frame_bytes, from EngineConfig.frame_store_mib
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +143,10 @@ class ConversationDetail:
     phases: tuple[PhaseLatency, ...] = ()
     tcp: TcpHealth | None = None
     tls: TlsSummary | None = None  # None while the conversation is not SMTP
+    # Packets dropped from the middle of a long conversation to bound its memory; they were
+    # between packets[packets_not_kept_at - 1] and packets[packets_not_kept_at].
+    packets_not_kept: int = 0
+    packets_not_kept_at: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ def conversation_record(conversation: Conversation) -> dict[str, Any]:
         "server": conversation.server,
         "start": conversation.start,
         "end": conversation.last_seen,
-        "packets": len(conversation.packets),
+        "packets": len(conversation.packets) + conversation.packets_not_kept,
         "bytes": conversation.payload_bytes,
         "tcp": _tcp(conversation),
     }

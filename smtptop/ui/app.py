@@ -106,6 +106,8 @@ class SmtpTopApp(App[None]):
             return
         snapshot, error = self._fetch_snapshot()
         capture_now = snapshot.stats.now if snapshot is not None else 0.0
+        recording = getattr(self.source, "recording", None)
+        self.dashboard.recording = recording() if recording is not None else None
         self.dashboard.show_snapshot(snapshot, self.display_now(capture_now), error)
         screen = self.screen
         if isinstance(screen, ConversationScreen):

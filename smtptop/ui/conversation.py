@@ -26,6 +26,7 @@ from smtptop.text.printable import printable
 from smtptop.text.timefmt import TimeDisplay, format_latency, format_time
 from smtptop.ui.keyed_table import Column, KeyedTable
 from smtptop.ui.rows import TLS_LABELS
+from smtptop.ui.save import SaveScope, SaveScreen, notify_saved
 from smtptop.ui.tcp_panel import tagged_summary, tcp_panel
 from smtptop.ui.timeline import (
     PHASE_COLUMNS,
@@ -136,21 +137,28 @@ def title_text(detail: ConversationDetail, tracked: bool, secrets_shown: bool = 
     return text
 
 
-def frame_dump(packet: PacketRow | None) -> Text:
-    """Build the hex + ASCII dump of a packet's captured bytes, with a one-line heading."""
+def frame_dump(packet: PacketRow | None, from_disk: tuple[bytes | None, str] | None = None) -> Text:
+    """Build the hex + ASCII dump of a packet's captured bytes, with a one-line heading.
+
+    ``from_disk`` holds the bytes read back from the recorded files, or the reason
+    they are not there, for a packet whose bytes left memory.
+    """
     if packet is None:
         return Text("No packet selected.", style="dim")
-    if packet.frame is None:
+    frame, origin = packet.frame, ""
+    if frame is None and from_disk is not None:
+        frame, reason = from_disk
+        origin = ", read back from the recording"
+        if frame is None:
+            return Text(f"Frame {packet.frame_no}: bytes no longer in memory; {reason}.", style="dim")
+    if frame is None:
         return Text(
             f"Frame {packet.frame_no}: bytes no longer kept "
-            "(the bounded packet store dropped them).",
+            "(the bounded packet store dropped them; record with -w to keep every frame).",
             style="dim",
         )
-    heading = (
-        f"Frame {packet.frame_no}: {len(packet.frame)} bytes captured, "
-        f"link type {packet.link_type}\n"
-    )
-    return Text(heading + hexdump(packet.frame), no_wrap=True, end="")
+    heading = f"Frame {packet.frame_no}: {len(frame)} bytes captured{origin}, link type {packet.link_type}\n"
+    return Text(heading + hexdump(frame), no_wrap=True, end="")
 
 
 class ConversationScreen(Screen[None]):
@@ -160,6 +168,7 @@ class ConversationScreen(Screen[None]):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("q", "app.pop_screen", "Back", show=False),
         Binding("t", "cycle_time", "Time format"),
+        Binding("s", "save", "Save"),
         Binding("1", "show_tab('packets-tab')", "Packets"),
         Binding("2", "show_tab('transcript-tab')", "Transcript"),
         Binding("3", "show_tab('timeline-tab')", "Timeline"),
@@ -299,7 +308,7 @@ class ConversationScreen(Screen[None]):
             return
         self._timeline_dumped = packet
         if packet is not None:
-            dump = frame_dump(packet)
+            dump = frame_dump(packet, self._read_back(packet))
         elif event is not None and event.frame_no is not None:
             dump = Text(f"Frame {event.frame_no} is no longer in the packet list.", style="dim")
         elif event is not None:
@@ -326,7 +335,15 @@ class ConversationScreen(Screen[None]):
         if packet is self._dumped and packet is not None:
             return
         self._dumped = packet
-        self.query_one("#hexdump", Static).update(frame_dump(packet))
+        self.query_one("#hexdump", Static).update(frame_dump(packet, self._read_back(packet)))
+
+    def _read_back(self, packet: PacketRow | None) -> tuple[bytes | None, str] | None:
+        """Read a packet's bytes from the recorded files when they left memory; None without a recording."""
+        read_frame = getattr(self.smtptop.source, "read_frame", None)
+        if packet is None or packet.frame is not None or read_frame is None:
+            return None
+        result: tuple[bytes | None, str] | None = read_frame(self.key, packet.frame_no)
+        return result
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "packets":
@@ -342,6 +359,11 @@ class ConversationScreen(Screen[None]):
         event.stop()
         if event.data_table.id == "timeline" and self._select_event_packet():
             self.action_show_tab("packets-tab")
+
+    def action_save(self) -> None:
+        """Open the save screen for this conversation: its packets as pcap, or its transcript as text."""
+        screen = SaveScreen({SaveScope.THIS: [self.key]})
+        self.app.push_screen(screen, lambda result: notify_saved(self.smtptop, result))
 
     def action_cycle_time(self) -> None:
         self.time_display = self.time_display.next()

@@ -5,7 +5,8 @@ table is kept in step with ``KeyedTable.sync``, so rows are updated in place
 and the cursor stays on its conversation while rows come, change, go or are
 sorted again. Cells, sort orders and filters are built in ``rows.py``.
 ``m`` marks conversations and ``c`` compares the TLS negotiations of two
-marked ones on the compare screen.
+marked ones on the compare screen. ``s`` saves conversations as pcap or text
+(``save.py``); ``o`` and ``O`` change the sort.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from smtptop.engine.snapshot import CaptureStats, ConversationRow, Snapshot
+from smtptop.record import RecorderStats
 from smtptop.text.printable import printable
 from smtptop.ui.compare import CompareScreen
 from smtptop.ui.keyed_table import KeyedTable
@@ -40,6 +42,7 @@ from smtptop.ui.rows import (
     is_stalled,
     sort_rows,
 )
+from smtptop.ui.save import SaveScope, SaveScreen, notify_saved
 from smtptop.ui.traffic import TrafficPanel
 
 if TYPE_CHECKING:
@@ -85,6 +88,7 @@ def header_text(
     tcp_totals: TcpTotals | None = None,
     marked: int = 0,
     status: str = "",
+    recording: RecorderStats | None = None,
 ) -> Text:
     """Build the header above the conversation table: counters, loss, the view's settings, the marks, a status message and any error."""
     text = Text(no_wrap=True, overflow="ellipsis")
@@ -94,6 +98,11 @@ def header_text(
         _append_counters(text, stats)
         text.append("\n")
         _append_loss(text, stats, tcp_totals or TcpTotals())
+        text.append("\n")
+        _append_memory(text, stats)
+    if recording is not None:
+        text.append("\n")
+        _append_recording(text, recording)
     text.append("\n")
     text.append("stalled ")
     text.append(f"{stalled:,}", style=STALLED_STYLE if stalled else "")
@@ -136,6 +145,37 @@ def _append_counters(text: Text, stats: CaptureStats) -> None:
     undecodable_style = "yellow" if stats.undecodable else ""
     text.append("  undecodable ")
     text.append(f"{stats.undecodable:,}", style=undecodable_style)
+
+
+def _append_memory(text: Text, stats: CaptureStats) -> None:
+    """Append what the memory bounds removed: evicted conversations and frames that left memory."""
+    kept, limit = stats.conversations_kept, stats.max_conversations
+    text.append(f"kept {kept:,}")
+    if limit:
+        text.append(f" / max {limit:,}", style=WINDOW_STYLE if kept > limit else "")
+        if kept > limit:
+            text.append(" (open ones are never evicted)", style=WINDOW_STYLE)
+    text.append(f"  evicted {stats.evicted:,}")
+    mib = 1024 * 1024
+    text.append(f"  frames in memory {stats.frame_bytes / mib:,.1f} / {stats.frame_budget / mib:,.0f} MiB")
+    text.append("  frames dropped ")
+    text.append(f"{stats.frames_dropped:,}", style=WINDOW_STYLE if stats.frames_dropped else "")
+
+
+def _append_recording(text: Text, recording: RecorderStats) -> None:
+    """Append the recorder's state: its file, what it wrote, what it could not, and its last error."""
+    if recording.recording:
+        text.append("rec ", style="bold red")
+        text.append(printable(recording.current_file or "-"))
+    else:
+        text.append("rec stopped", style="bold yellow")
+    text.append(f"  files {recording.files_written:,}  packets {recording.packets_written:,}")
+    text.append(f"  bytes {recording.bytes_written:,}  not written ")
+    style = LOSS_STYLE if recording.packets_not_written else ""
+    text.append(f"{recording.packets_not_written:,}", style=style)
+    problem = recording.stopped_reason or recording.last_error
+    if problem:
+        text.append(f"  {printable(problem)}", style="bold red" if not recording.recording else "yellow")
 
 
 def _append_loss(text: Text, stats: CaptureStats, totals: TcpTotals) -> None:
@@ -193,8 +233,9 @@ class DashboardScreen(Screen[None]):
         Binding("enter", "open_conversation", "Open", show=True),
         Binding("slash", "edit_filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filters", show=False),
-        Binding("s", "cycle_sort", "Sort"),
-        Binding("S", "reverse_sort", "Reverse", key_display="S"),
+        Binding("o", "cycle_sort", "Sort"),
+        Binding("O", "reverse_sort", "Reverse", key_display="O"),
+        Binding("s", "save", "Save"),
         Binding("exclamation_mark", "toggle_stalled", "Stalled", key_display="!"),
         Binding("e", "toggle_errors", "Errors"),
         Binding("T", "cycle_tls", "TLS", key_display="T"),
@@ -216,6 +257,8 @@ class DashboardScreen(Screen[None]):
         self._fixed_cache: dict[int, tuple[ConversationRow, list[Text], list[Text]]] = {}
         # Keys of the marked conversations, in the order they were marked: the first is side A.
         self.marked: list[int] = []
+        # The recorder's counters from the app's last refresh; None when nothing is recorded.
+        self.recording: RecorderStats | None = None
         # What the last key press could not do, shown in the header until the marks change.
         self.status = ""
         # Widget.is_mounted turns true only after on_mount returns, too late for on_mount itself.
@@ -299,6 +342,7 @@ class DashboardScreen(Screen[None]):
             tcp_totals=open_tcp_totals(self._snapshot.rows) if self._snapshot is not None else None,
             marked=len(self.marked),
             status=self.status,
+            recording=self.recording,
         )
         self.query_one("#header", Static).update(header)
 
@@ -436,6 +480,17 @@ class DashboardScreen(Screen[None]):
             self.marked.append(int(key))
         self.status = ""
         self.refresh_view()
+
+    def action_save(self) -> None:
+        """Open the save screen for the conversation under the cursor, the marked ones or all shown."""
+        table = self.query_one("#conversations", KeyedTable)
+        cursor = table.cursor_key
+        choices = {
+            SaveScope.CURSOR: [int(cursor)] if cursor is not None else [],
+            SaveScope.MARKED: list(self.marked),
+            SaveScope.DISPLAYED: [int(key) for key in table.row_keys()],
+        }
+        self.app.push_screen(SaveScreen(choices), lambda result: notify_saved(self.smtptop, result))
 
     def action_compare(self) -> None:
         """Open the compare screen for the two marked conversations, or show in the header what is missing."""

@@ -73,7 +73,8 @@ def test_closed_conversation_lingers_then_reported_once() -> None:
     later.client(b"NOOP\r\n", after=20.0)
     engine.feed(later.frames[-1:])
     rows = engine.snapshot().rows
-    assert [row.client for row in rows] == ["192.0.2.10:40001"]
+    # Reported once it lingered, and still listed: only the count limit evicts.
+    assert [(row.client, row.closed) for row in rows] == [("192.0.2.10:40000", True), ("192.0.2.10:40001", False)]
     assert len(finished) == 1
     assert engine.snapshot().stats.conversations_total == 2
 

@@ -224,12 +224,12 @@ async def test_sort_cycles_to_longest_idle() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
 
-        await pilot.press("s")
+        await pilot.press("o")
         await pilot.pause()
         assert table(app).row_keys() == [str(IMPLICIT_KEY), str(POSTFIX_KEY), str(STALLED_KEY)]
         assert "sorted by recent activity" in header(app)
 
-        await pilot.press("s")
+        await pilot.press("o")
         await pilot.pause()
         assert table(app).row_keys() == [str(STALLED_KEY), str(IMPLICIT_KEY), str(POSTFIX_KEY)]
 
@@ -248,7 +248,8 @@ async def test_help_opens_and_closes() -> None:
         assert "quit" in keys_text
         assert "pause or resume" in keys_text
         for key, meaning in (
-            ("S", "reverse the sort order"),
+            ("O", "reverse the sort order"),
+            ("s", "save the conversation under the cursor"),
             ("!", "only stalled"),
             ("e", "4xx or 5xx"),
             ("T", "TLS filter"),
@@ -271,7 +272,7 @@ async def test_footer_lists_new_keys() -> None:
         active = app.active_bindings.values()
         shown = {item.binding.key_display or item.binding.key for item in active if item.binding.show}
 
-        assert {"S", "!", "e", "T", "g", "R"} <= shown
+        assert {"O", "!", "e", "T", "g", "R"} <= shown
 
 
 async def test_q_quits_and_stops_source() -> None:

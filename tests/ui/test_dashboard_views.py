@@ -103,7 +103,7 @@ async def test_sort_cycles_through_every_column() -> None:
         labels = []
         for _ in SORT_ORDERS:
             labels.append(header(app).split("sorted by ", 1)[1].split("  ")[0])
-            await pilot.press("s")
+            await pilot.press("o")
             await pilot.pause()
 
         assert labels == [order.label for order in SORT_ORDERS]
@@ -120,7 +120,7 @@ async def test_stalled_first_is_fourth() -> None:
     app = make_app(source)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        await pilot.press("s", "s", "s")
+        await pilot.press("o", "o", "o")
         await pilot.pause()
 
         assert "sorted by stalled, longest waiting" in header(app)
@@ -132,13 +132,13 @@ async def test_sort_by_column_and_reverse() -> None:
     app = make_app(sample_source())
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        await pilot.press(*"ssss")
+        await pilot.press(*"oooo")
         await pilot.pause()
         assert "sorted by client" in header(app)
         by_client = keys(STALLED_KEY, POSTFIX_KEY, IMPLICIT_KEY)
         assert table(app).row_keys() == by_client
 
-        await pilot.press("S")
+        await pilot.press("O")
         await pilot.pause()
 
         assert "sorted by client, reversed" in header(app)
@@ -154,12 +154,12 @@ async def test_sort_keeps_cursor_on_row() -> None:
         assert table(app).cursor_key == str(POSTFIX_KEY)
         client_cell = cell(app, POSTFIX_KEY, "client")
 
-        await pilot.press("S")
+        await pilot.press("O")
         await pilot.pause()
         assert table(app).row_keys() == keys(STALLED_KEY, POSTFIX_KEY, IMPLICIT_KEY)
         assert table(app).cursor_key == str(POSTFIX_KEY)
 
-        await pilot.press("s", "s")
+        await pilot.press("o", "o")
         await pilot.pause()
         assert table(app).cursor_key == str(POSTFIX_KEY)
         assert table(app).cursor_row == table(app).row_keys().index(str(POSTFIX_KEY))
@@ -172,7 +172,7 @@ async def test_msgs_sort_most_first() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         index = [order.label for order in SORT_ORDERS].index("msgs, most first")
-        await pilot.press(*"s" * index)
+        await pilot.press(*"o" * index)
         await pilot.pause()
 
         assert table(app).row_keys()[0] == str(POSTFIX_KEY)
