@@ -10,7 +10,6 @@ import argparse
 import logging
 import math
 import os
-import pwd
 import signal
 import sys
 import threading
@@ -138,12 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
     record = parser.add_argument_group(
         "recording (tcpdump's options)",
         "Every captured frame, before any display filter, is written by a background thread, so a slow "
-        "disk never stalls the capture. As in tcpdump: strftime names, -C units and suffixes, numbered "
-        "files after -C, -Z after the capture is open, -U. Differences from tcpdump, on purpose: -G slices start at "
+        "disk never stalls the capture. As in tcpdump: strftime names, -C units and suffixes, -U. "
+        "Differences from tcpdump, on purpose: files after the first of a -C series are numbered with six "
+        "digits (000001) so they sort, and with -W the ring numbers are zero-padded; -G slices start at "
         "multiples of SECONDS from the epoch, not at the first packet; the -C counter restarts in each "
         "-G slice; -W with -C is a ring of exactly COUNT zero-padded files, also with -G (a ring per "
         "slice); -W with only -G stops recording, not the program, after COUNT files; a full disk "
-        "pauses recording, which resumes when space is free.",
+        "pauses recording, which resumes in the next numbered file when space is free.",
     )
     record.add_argument(
         "-w", dest="write_file", metavar="FILE",
@@ -167,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     record.add_argument(
         "-Z", dest="user", metavar="USER",
-        help="after opening the capture, run as USER, who owns the files (checked before capture starts)",
+        help="create the files as USER (checked before capture starts); unlike tcpdump, smtptop itself "
+        "keeps running as the user who started it",
     )
     record.add_argument(
         "-U", dest="flush_each_packet", action="store_true",
@@ -395,25 +396,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _start_recorder(config: Config, source: LiveCapture | CaptureReader) -> Recorder | None:
-    """Check the recording target, drop to the -Z user, and start writing; None without -w."""
+    """Check the recording target and start writing; None without -w.
+
+    NOTE: unlike tcpdump -Z, the process keeps its privileges and only the files
+    belong to the -Z user. Python and Textual load modules lazily, from paths
+    (such as /root/.pyenv) that the user often cannot read, so a dropped process
+    failed on its next import.
+    """
     if config.record is None:
         return None
     recorder = Recorder(config.record, source.link_type, source.snaplen)
     recorder.check()
-    if config.record.user is not None:
-        _drop_privileges(config.record.user)
     recorder.start()
     return recorder
-
-
-def _drop_privileges(user: str) -> None:
-    """Run as ``user`` from now on, as tcpdump -Z does once the capture is open."""
-    if os.geteuid() != 0:
-        return  # Recorder.check has made sure the files can be created as this user.
-    entry = pwd.getpwnam(user)
-    os.setgroups(os.getgrouplist(user, entry.pw_gid))
-    os.setgid(entry.pw_gid)
-    os.setuid(entry.pw_uid)
 
 
 def _run(config: Config, source: LiveCapture | CaptureReader, name: str) -> int:
@@ -466,6 +461,8 @@ def _run_headless(
     interrupted = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: interrupted.set())
+        # Also when started in the background by a shell, which makes SIGINT ignored.
+        signal.signal(signal.SIGINT, lambda *_: interrupted.set())
     runner.start()
     try:
         while not interrupted.is_set() and runner.is_running() and not getattr(sink, "closed", False):
@@ -480,6 +477,8 @@ def _run_headless(
         except (ExportError, CaptureError) as error:
             _fail(str(error))
         print(f"smtptop: {summary.line()}", file=sys.stderr)
+        if not summary.conversations:
+            print(f"smtptop: no SMTP conversation matched --select {config.select!r}", file=sys.stderr)
     if isinstance(sink, ReportCollector):
         try:
             sink.write(sys.stdout, engine.snapshot().stats)

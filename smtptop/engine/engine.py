@@ -369,11 +369,14 @@ class Engine:
                 packets_not_kept_at=_gap_position(conversation, len(packets), self.config.max_packets_per_conversation),
             )
 
-    def frames_for(self, keys: Collection[int]) -> tuple[list[Frame], int]:
+    def frames_for(
+        self, keys: Collection[int], read_back: Callable[[int], bytes | None] | None = None
+    ) -> tuple[list[Frame], int]:
         """Collect the frames of the conversations ``keys`` in capture order, for a pcap export.
 
-        Returns the frames still in memory and the number of frames no longer
-        in memory: those whose bytes the bounded frame store dropped, and the
+        Returns the frames still in memory, or read back by frame number with
+        ``read_back`` (from the recording), and the number of frames found in
+        neither: those whose bytes the bounded frame store dropped, and the
         packets trimmed from a long conversation. Keys no longer listed add
         nothing. The bytes are the captured ones, with AUTH secrets unmasked.
         """
@@ -384,10 +387,13 @@ class Engine:
             frames: list[Frame] = []
             dropped = sum(conversation.packets_not_kept for conversation in listed)
             for record in heapq.merge(*lists, key=_frame_number):
-                if record.frame is None:
+                frame = record.frame
+                if frame is None and read_back is not None:
+                    frame = read_back(record.frame_no)
+                if frame is None:
                     dropped += 1
                 else:
-                    frames.append((record.ts, record.frame, record.wire_len))
+                    frames.append((record.ts, frame, record.wire_len))
             return frames, dropped
 
 

@@ -91,8 +91,9 @@ class CaptureRunner:
         return self.source.snaplen
 
     def frames_for(self, keys: Collection[int]) -> tuple[list[Frame], int]:
-        """Return the frames of these conversations still in memory, and how many are not."""
-        return self.engine.frames_for(keys)
+        """Return the frames of these conversations, from memory or the recording, and how many are in neither."""
+        read_back = self.recorder.read_frame if self.recorder is not None else None
+        return self.engine.frames_for(keys, read_back)
 
     def read_frame(self, key: int, frame_no: int) -> tuple[bytes | None, str] | None:
         """Read a frame whose bytes left memory back from the recording, masked like the screens.

@@ -158,7 +158,7 @@ def _append_memory(text: Text, stats: CaptureStats) -> None:
     text.append(f"  evicted {stats.evicted:,}")
     mib = 1024 * 1024
     text.append(f"  frames in memory {stats.frame_bytes / mib:,.1f} / {stats.frame_budget / mib:,.0f} MiB")
-    text.append("  frames dropped ")
+    text.append("  frames that left memory ")
     text.append(f"{stats.frames_dropped:,}", style=WINDOW_STYLE if stats.frames_dropped else "")
 
 
@@ -167,8 +167,11 @@ def _append_recording(text: Text, recording: RecorderStats) -> None:
     if recording.recording:
         text.append("rec ", style="bold red")
         text.append(printable(recording.current_file or "-"))
-    else:
+    elif recording.stopped_reason:
         text.append("rec stopped", style="bold yellow")
+    else:
+        # A write error: the recorder retries and resumes with the next file.
+        text.append("rec paused", style="bold yellow")
     text.append(f"  files {recording.files_written:,}  packets {recording.packets_written:,}")
     text.append(f"  bytes {recording.bytes_written:,}  not written ")
     style = LOSS_STYLE if recording.packets_not_written else ""

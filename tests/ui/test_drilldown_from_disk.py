@@ -99,3 +99,15 @@ async def test_hex_dump_says_it_read_the_recording(tmp_path: Path) -> None:
 
         assert "read back from the recording" in dump
         assert "0x0000:" in dump
+
+
+def test_export_reads_frames_back_from_the_recording(tmp_path: Path) -> None:
+    runner = _runner(RecordConfig(pattern=str(tmp_path / "all.pcap")))
+    try:
+        (row,) = runner.snapshot().rows
+        frames, missing = runner.frames_for([row.key])
+
+        assert missing == 0
+        assert [data for _, data, _ in frames] == [_tshark_bytes(number) for number in sorted(_tshark_frames())]
+    finally:
+        runner.stop()

@@ -69,7 +69,7 @@ async def test_header_shows_a_full_disk_and_the_table_goes_on(small_disk: Path) 
 
         stats = recorder.stats()
         assert stats.packets_not_written > 0
-        assert "rec stopped" in header
+        assert "rec paused" in header
         assert "No space left on device" in header
         assert f"not written {stats.packets_not_written:,}" in header
         # Monitoring goes on: the conversation is listed as without the recording.
