@@ -54,7 +54,7 @@ CONVERSATION_COLUMNS = (
     Column("server", "server"),
     Column("TLS", "tls", TLS_COLUMN_WIDTH),
     Column("stage", "stage", STAGE_WIDTH),
-    # "3m05s", "2h03m": an age under a second ("350 ms") is cut, because it lasts a second at most.
+    # "3m05s", "2h03m"; an age under a second shows as "<1 s", because it lasts a second at most.
     Column("age", "age", 5),
     Column("idle", "idle", 6),
     Column("waiting", "waiting", WAITING_WIDTH),
@@ -152,6 +152,11 @@ def endpoint_cells(row: ConversationRow) -> list[Text]:
     ]
 
 
+def _age_text(seconds: float) -> str:
+    """Format a conversation's age for its five-character column."""
+    return format_duration(seconds) if seconds >= 1.0 else "<1 s"
+
+
 def tls_cell_text(row: ConversationRow) -> str:
     """Return the TLS column: the mode and version ("STLS 1.3"), "1.3 dec" once decrypted, or the failure.
 
@@ -210,7 +215,7 @@ def clock_cells(row: ConversationRow, now: float, stall_seconds: float) -> list[
     style = CLOSED_STYLE if row.closed else ""
     stalled_style = STALLED_STYLE if is_stalled(row, now, stall_seconds) else style
     return [
-        _cell(format_duration(now - row.start), style),
+        _cell(_age_text(now - row.start), style),
         _cell(format_duration(now - row.last_seen), stalled_style),
         _cell(waiting_text(row, now), stalled_style),
         _cell(str(row.messages), style),
