@@ -272,7 +272,9 @@ class TcpAnalysis:
             if mine.syn_shift is None:
                 mine.syn_shift = parse_options(seg.options).window_scale
             if direction is Direction.CLIENT_TO_SERVER and not flags & ACK:
-                if self._syn_ts is None:
+                if self.initial_rtt is None:
+                    # The most recent SYN, as tshark times its iRTT: after a lost SYN the
+                    # handshake's RTT runs from the retransmitted one, not from the first.
                     self._syn_ts = seg.ts
             elif flags & ACK and not self._synack_seen:
                 self._synack_seen = True

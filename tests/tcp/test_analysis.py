@@ -316,6 +316,14 @@ def test_options_tolerate_damage() -> None:
     assert parse_options(bytes([2, 4, 5, 180, 3, 3])).mss == 1460
 
 
+def test_initial_rtt_runs_from_the_retransmitted_syn() -> None:
+    # The first SYN was lost; tshark times the iRTT from the SYN that got the SYN-ACK.
+    lost_syn = seg(C2S, CLIENT_ISN, 0, SYN, ts=0.0)
+    conn, _, _ = feed([lost_syn, *handshake()])
+
+    assert conn.analysis.initial_rtt == pytest.approx(0.1)
+
+
 def test_initial_and_ack_rtt() -> None:
     segments = handshake()
     segments += [
