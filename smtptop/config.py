@@ -8,8 +8,8 @@ from smtptop.record.options import RecordConfig
 
 SMTP_PORTS = frozenset({25, 465, 587, 2525})
 
-# Large by default: on a 2-core test machine a 2 MB kernel buffer dropped
-# half the packets of a loopback SMTP load test, and 64 MiB dropped none.
+# Large by default: on a 2-core test machine, tcpdump recording a loopback SMTP
+# load test dropped half the packets with a 2 MB kernel buffer and none with 64 MiB.
 DEFAULT_BUFFER_KIB = 64 * 1024
 DEFAULT_SNAPLEN = 262144
 DEFAULT_LINGER_SECONDS = 120.0
