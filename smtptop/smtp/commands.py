@@ -5,6 +5,8 @@ Pure module: standard library only.
 
 from __future__ import annotations
 
+import re
+
 # Verbs this machine recognises. A line starting with one of them is taken as a
 # command when resynchronising after a gap; other verbs are still recorded as sent.
 KNOWN_VERBS = frozenset(
@@ -70,6 +72,10 @@ def parse_bdat(arg: str) -> tuple[int, bool] | None:
     return int(words[0]), len(words) == 2
 
 
+# A byte outside printable ASCII (0x21 to 0x7E); a compiled search costs far less than a Python loop.
+_NOT_PRINTABLE = re.compile(rb"[^\x21-\x7e]")
+
+
 def has_binary_verb(line: bytes) -> bool:
     """Return whether the first word of a command line has a byte outside printable ASCII.
 
@@ -77,4 +83,4 @@ def has_binary_verb(line: bytes) -> bool:
     data sent on the command channel, not a command that some server might know.
     """
     verb = line.split(b" ", 1)[0]
-    return any(byte < 0x21 or byte > 0x7E for byte in verb)
+    return _NOT_PRINTABLE.search(verb) is not None

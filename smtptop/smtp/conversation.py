@@ -149,6 +149,8 @@ class SmtpConversation(ReplyEffects, Timing):
         self.commands: list[CommandRecord] = []
         self.transactions: list[Transaction] = []
         self.capabilities: tuple[str, ...] = ()
+        self._keywords: frozenset[str] = frozenset()  # first words of ``capabilities``
+        self._keywords_of: tuple[str, ...] = ()  # the capabilities they were taken from
         self.starttls = "unknown"
         self.tls_mode = TlsMode.NONE
         self.phase = Phase.CONNECT
@@ -353,8 +355,11 @@ class SmtpConversation(ReplyEffects, Timing):
 
     def has_capability(self, keyword: str) -> bool:
         """Return whether the EHLO reply listed ``keyword`` (case-insensitive, first word only)."""
-        expected = keyword.upper()
-        return any(line.split(" ", 1)[0] == expected for line in self.capabilities)
+        if self._keywords_of is not self.capabilities:
+            # Rebuilt once per EHLO reply: the check runs for every pipelined command.
+            self._keywords = frozenset(line.split(" ", 1)[0] for line in self.capabilities)
+            self._keywords_of = self.capabilities
+        return keyword.upper() in self._keywords
 
     def is_encrypted(self, direction: Direction) -> bool:
         """Return whether this direction's bytes are TLS records, which are no longer parsed."""
