@@ -102,7 +102,6 @@ S2C = Direction.SERVER_TO_CLIENT
 
 TLS13 = 0x0304
 TLS12 = 0x0303
-FATAL = 2
 # Ciphers the record layer can decrypt. Others (such as DES or Camellia) are named but not decrypted.
 DECRYPTABLE = frozenset({"AES-GCM", "AES-CBC", "CHACHA20-POLY1305", "AES-CCM", "AES-CCM-8", "NULL", "RC4", "3DES"})
 TLS13_SECRETS = (

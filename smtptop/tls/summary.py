@@ -43,7 +43,6 @@ class TlsAlert:
     code: int  # 40
     sender: Direction
     ts: float
-    encrypted: bool = False  # an encrypted alert that could not be read: level and code unknown
 
 
 @dataclass(frozen=True, slots=True)

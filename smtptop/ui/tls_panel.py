@@ -161,8 +161,6 @@ def alert_text(alert: TlsAlert | None) -> str:
     if alert is None:
         return "none"
     side = SIDE_NAMES.get(alert.sender, "?")
-    if alert.encrypted:
-        return f"encrypted alert from {side} (level and description unknown)"
     return f"{printable(alert.level)} {printable(alert.description)} ({alert.code}) from {side}"
 
 

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 
-from smtptop.config import EngineConfig
-from smtptop.decode.linktypes import ETHERNET
-from smtptop.engine.conversation import Conversation
-from smtptop.engine.engine import Engine
 from smtptop.output.records import conversation_record
 from tests.engine.wire import Wire, test_engine
 

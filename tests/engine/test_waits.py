@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from smtptop.config import EngineConfig
-from smtptop.decode.linktypes import ETHERNET
-from smtptop.engine.conversation import Conversation
 from smtptop.engine.engine import Engine
 from smtptop.engine.runner import CaptureRunner
 from smtptop.engine.snapshot import ConversationDetail, ConversationRow
