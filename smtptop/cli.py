@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     memory.add_argument(
         "--max-conversations", type=int, default=10_000, metavar="N",
         help="conversations kept in the table (default 10000); a new one over the limit evicts the closed "
-        "conversation seen least recently; open ones are never evicted",
+        "conversation seen least recently, or an open one silent for 10 minutes (its end was not captured)",
     )
 
     tls = parser.add_argument_group("TLS decryption")

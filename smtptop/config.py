@@ -48,8 +48,12 @@ class EngineConfig:
     tls_rsa_keys: str | None = None  # Wireshark's RSA keys list (--rsa-keys)
     tls_keylog_watch: bool = False  # re-read the key log as it grows (live capture)
     # Conversations kept, open and closed. A new conversation over the limit evicts the closed
-    # ones seen least recently; open ones are never evicted.
+    # ones seen least recently, then open ones silent for stale_open_seconds.
     max_conversations: int = 10_000
+    # An open conversation silent this long is taken as abandoned (its FIN or RST was not
+    # captured), so a new conversation over the limit may evict it like a closed one. Ten
+    # minutes is twice the longest SMTP server timeout of RFC 5321 section 4.5.3.2.
+    stale_open_seconds: float = 600.0
     # Packet records kept per conversation: the first half and the newest. A message at Postfix's
     # default message_size_limit (10,240,000 bytes) is 7,072 segments of 1,448 bytes, about 14,000
     # packets with one ACK each, so it fits whole.

@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 # cheaply. Past this many, the oldest are forgotten and examined again if they return.
 MAX_IGNORED_FLOWS = 50_000
 KEYLOG_CHECK_SECONDS = 0.5
+# How often, on the engine's clock, the open conversations may be scanned for stale ones.
+STALE_SCAN_SECONDS = 1.0
 
 
 class Engine:
@@ -93,6 +95,7 @@ class Engine:
             config.tls_keylog, config.tls_rsa_key, config.tls_rsa_keys, may_grow=config.tls_keylog_watch
         )
         self._keys_read_at = 0.0  # the clock when the key log was last checked for new secrets
+        self._next_stale_scan = 0.0  # the clock before which open conversations are not scanned again
 
     # -- the capture side ------------------------------------------------
 
@@ -259,21 +262,37 @@ class Engine:
         """Evict closed conversations, least recently seen first, while more than max_conversations are kept.
 
         Only a new conversation calls this, so a quiet link never loses one.
-        Open conversations are never evicted: when every kept conversation is
-        open, the table stays over the limit until some close and a new one arrives.
+        Open conversations are evicted only once silent for ``stale_open_seconds``:
+        until then the table may stay over the limit.
         """
         limit = self.config.max_conversations
         while len(self.conversations) > limit:
             victim = self._closed.pop_oldest()
             if victim is None:
+                self._evict_stale_open(len(self.conversations) - limit)
                 return
             self._evict(victim)
+
+    def _evict_stale_open(self, excess: int) -> None:
+        """Evict up to ``excess`` open conversations silent for ``stale_open_seconds``, oldest first.
+
+        The scan covers every conversation, so it runs at most once a second of the clock.
+        """
+        now = self._clock()
+        if now < self._next_stale_scan:
+            return
+        self._next_stale_scan = now + STALE_SCAN_SECONDS
+        cutoff = now - self.config.stale_open_seconds
+        # The conversation being opened has no packet yet (last_seen 0) and is never stale.
+        stale = [c for c in self.conversations.values() if not c.tcp.closed and 0 < c.last_seen < cutoff]
+        for conversation in heapq.nsmallest(excess, stale, key=_last_seen):
+            self._evict(conversation)
 
     def _evict(self, conversation: Conversation) -> None:
         """Report a conversation if it was not yet, then forget it and free its packets and frames.
 
         NOTE: a late packet of an evicted conversation (a last ACK) finds no flow and opens a
-        new, open conversation, which the limit never evicts.
+        new, open conversation, which stays until it counts as stale.
         """
         self._report(conversation)
         self.conversations.pop(conversation.key, None)
@@ -402,6 +421,10 @@ def _gap_position(conversation: Conversation, kept: int, limit: int) -> int:
     if not conversation.packets_not_kept:
         return 0
     return min(limit // 2, kept)
+
+
+def _last_seen(conversation: Conversation) -> float:
+    return conversation.last_seen
 
 
 def _frame_number(record: PacketRecord) -> int:

@@ -80,8 +80,9 @@ class CaptureStats:
     acked_unseen: int = 0  # "ACKed segment that wasn't captured": loss in the capture, not the network
     evicted: int = 0  # closed conversations evicted to stay within max_conversations
     # Conversations in the engine's table, SMTP or still undecided. It exceeds max_conversations
-    # when new ones arrive while every kept one is open: open conversations are never evicted,
-    # and closed ones are evicted only when the next new conversation arrives.
+    # when new ones arrive while every kept one is open and active: open conversations are
+    # evicted only after EngineConfig.stale_open_seconds of silence, and any conversation only
+    # when the next new one arrives.
     conversations_kept: int = 0
     max_conversations: int = 0
     frames_dropped: int = 0  # frames whose bytes the frame store's budget pushed out of memory

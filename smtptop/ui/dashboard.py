@@ -154,7 +154,7 @@ def _append_memory(text: Text, stats: CaptureStats) -> None:
     if limit:
         text.append(f" / max {limit:,}", style=WINDOW_STYLE if kept > limit else "")
         if kept > limit:
-            text.append(" (open ones are never evicted)", style=WINDOW_STYLE)
+            text.append(" (open ones stay until silent for 10 min)", style=WINDOW_STYLE)
     text.append(f"  evicted {stats.evicted:,}")
     mib = 1024 * 1024
     text.append(f"  frames in memory {stats.frame_bytes / mib:,.1f} / {stats.frame_budget / mib:,.0f} MiB")

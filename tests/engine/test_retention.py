@@ -359,3 +359,34 @@ def test_evicted_records_do_not_pile_up() -> None:
     store_records = len(engine._frames._records)
     assert store_records <= 2 * COMPACT_MIN_DEAD + 20
     assert len(engine._unreported) <= 2 + 64 + 1
+
+
+def test_silent_open_conversations_evicted_on_arrival() -> None:
+    # Conversations whose FIN was never captured: open, then silent for good.
+    engine, _ = test_engine(max_conversations=3, stale_open_seconds=600.0)
+    for number in range(5):
+        wire = open_conversation(number, start=1000.0 + number)
+        engine.feed(wire.frames, wall_clock=wire.ts)
+    feed_silence(engine, 1005.0, 700.0, step=10.0)
+
+    # Silence alone evicts nothing.
+    assert listed_ports(engine) == [40000, 40001, 40002, 40003, 40004]
+
+    newcomer = open_conversation(5, start=1710.0)
+    engine.feed(newcomer.frames, wall_clock=newcomer.ts)
+    stats = engine.snapshot().stats
+    assert listed_ports(engine) == [40003, 40004, 40005]
+    assert stats.evicted == 3
+    assert stats.conversations_total == 6
+
+
+def test_recent_open_conversations_are_not_stale() -> None:
+    engine, _ = test_engine(max_conversations=3, stale_open_seconds=600.0)
+    for number in range(5):
+        wire = open_conversation(number, start=1000.0 + number)
+        engine.feed(wire.frames, wall_clock=wire.ts)
+
+    newcomer = open_conversation(5, start=1100.0)
+    engine.feed(newcomer.frames, wall_clock=newcomer.ts)
+    assert engine.snapshot().stats.evicted == 0
+    assert len(listed_ports(engine)) == 6
