@@ -35,7 +35,8 @@ from smtptop.ui.rows import (
     WINDOW_STYLE,
     RowFilter,
     SortOrder,
-    clock_cells,
+    count_cells,
+    time_cells,
     dialogue_cells,
     endpoint_cells,
     free_text_widths,
@@ -257,7 +258,7 @@ class DashboardScreen(Screen[None]):
         self._snapshot: Snapshot | None = None
         self._now = 0.0
         self._fetch_error: str | None = None
-        self._fixed_cache: dict[int, tuple[ConversationRow, list[Text], list[Text]]] = {}
+        self._fixed_cache: dict[int, tuple[ConversationRow, list[Text], list[Text], list[Text]]] = {}
         # Keys of the marked conversations, in the order they were marked: the first is side A.
         self.marked: list[int] = []
         # The recorder's counters from the app's last refresh; None when nothing is recorded.
@@ -367,10 +368,10 @@ class DashboardScreen(Screen[None]):
         )
         table_rows = []
         for row in ordered:
-            endpoints, dialogue = self._fixed_cells(row)
+            endpoints, counts, dialogue = self._fixed_cells(row)
             if row.key in self.marked:
                 endpoints = [marked_cell(endpoints[0]), *endpoints[1:]]
-            cells = endpoints + clock_cells(row, self._now, stall) + dialogue
+            cells = endpoints + time_cells(row, self._now, stall) + counts + dialogue
             table_rows.append((str(row.key), cells))
         self.query_one("#conversations", KeyedTable).sync(table_rows)
         # The client and server columns are measured when the table next idles, so
@@ -380,14 +381,15 @@ class DashboardScreen(Screen[None]):
         for key in [key for key in self._fixed_cache if key not in live_keys]:
             del self._fixed_cache[key]
 
-    def _fixed_cells(self, row: ConversationRow) -> tuple[list[Text], list[Text]]:
-        # Most rows do not change between two snapshots, so their text is built once.
+    def _fixed_cells(self, row: ConversationRow) -> tuple[list[Text], list[Text], list[Text]]:
+        # Most rows do not change between two snapshots, so the cells that do not
+        # depend on the clock are built once per change of the row.
         cached = self._fixed_cache.get(row.key)
         if cached is not None and cached[0] == row:
-            return cached[1], cached[2]
-        endpoints, dialogue = endpoint_cells(row), dialogue_cells(row)
-        self._fixed_cache[row.key] = (row, endpoints, dialogue)
-        return endpoints, dialogue
+            return cached[1], cached[2], cached[3]
+        cells = (endpoint_cells(row), count_cells(row), dialogue_cells(row))
+        self._fixed_cache[row.key] = (row, *cells)
+        return cells
 
     def on_resize(self) -> None:
         self._fit_free_text_columns()

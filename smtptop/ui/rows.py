@@ -212,15 +212,24 @@ def clock_cells(row: ConversationRow, now: float, stall_seconds: float) -> list[
     A stalled conversation shows its idle and waiting cells in ``STALLED_STYLE``.
     The TCP counters share one cell, built by ``tcp_counters_cell``.
     """
+    return time_cells(row, now, stall_seconds) + count_cells(row)
+
+
+def time_cells(row: ConversationRow, now: float, stall_seconds: float) -> list[Text]:
+    """Build the cells that change with the clock: age, idle and waiting."""
     style = CLOSED_STYLE if row.closed else ""
     stalled_style = STALLED_STYLE if is_stalled(row, now, stall_seconds) else style
     return [
         _cell(_age_text(now - row.start), style),
         _cell(format_duration(now - row.last_seen), stalled_style),
         _cell(waiting_text(row, now), stalled_style),
-        _cell(str(row.messages), style),
-        tcp_counters_cell(row, style),
     ]
+
+
+def count_cells(row: ConversationRow) -> list[Text]:
+    """Build the msgs and TCP counter cells, which change only with the row itself."""
+    style = CLOSED_STYLE if row.closed else ""
+    return [_cell(str(row.messages), style), tcp_counters_cell(row, style)]
 
 
 def conversation_cells(row: ConversationRow, now: float, stall_seconds: float) -> list[Text]:
