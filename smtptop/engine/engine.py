@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 # cheaply. Past this many, the oldest are forgotten and examined again if they return.
 MAX_IGNORED_FLOWS = 50_000
 KEYLOG_CHECK_SECONDS = 0.5
-# How often, on the engine's clock, the open conversations may be scanned for stale ones.
+# The shortest interval, on the engine's clock, between two scans for stale open conversations.
 STALE_SCAN_SECONDS = 1.0
 
 

@@ -177,7 +177,7 @@ def _command(command: CommandRecord, reveal: bool) -> dict[str, Any]:
 
 
 def tls_record(summary: TlsSummary) -> dict[str, Any]:
-    """Build the ``tls`` object of a conversation record; it never holds key material."""
+    """Build the ``tls`` object of a conversation record; it never contains key material."""
     alert = summary.alert
     certificate = summary.certificate
     return {

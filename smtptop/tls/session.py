@@ -23,7 +23,7 @@ the SMTP parser. Without keys, the steps that hide in encrypted records are
 inferred from their position (the first record after ChangeCipherSpec is the
 Finished message) and marked as encrypted.
 
-A session that cannot decrypt says why in one line (``decrypt_error``). On a
+A session that cannot decrypt gives the reason in one line (``decrypt_error``). On a
 live capture the key log may grow later, so encrypted records are kept, up to
 a bound, and ``retry`` decrypts them once the secrets arrive.
 
@@ -809,12 +809,9 @@ class TlsSession:
         summary = self._certificate_summary
         if summary is None:
             return None
-        hello_step = next((step for step in self.steps if step.name == "ClientHello"), None)
-        when = (
-            datetime.fromtimestamp(hello_step.ts, UTC)
-            if hello_step is not None
-            else datetime.now(UTC)
-        )
+        # Judged at the capture time of the handshake, never at the wall clock: the
+        # Certificate step exists whenever a summary does, so the steps are not empty.
+        when = datetime.fromtimestamp(min(step.ts for step in self.steps), UTC)
         return CertificateInfo(
             subject=summary.subject,
             issuer=summary.issuer,

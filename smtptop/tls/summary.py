@@ -3,7 +3,7 @@
 A ``TlsSummary`` is built from a live ``TlsSession`` under the engine's lock and
 never changes afterwards. Every value is already in words (version and cipher
 names, alert names), so front ends only lay it out. Key material never appears
-here: the summary holds what a passive observer sees plus whether decryption
+here: the summary contains what a passive observer sees plus whether decryption
 worked and why not.
 
 Pure module: standard library and ``smtptop.direction`` only.

@@ -95,7 +95,7 @@ def transcript_cells(
 ) -> list[Text]:
     """Build the transcript cells of one line: time, reply latency, and ``C:``/``S:`` text.
 
-    Lines read from decrypted TLS records say so in their prefix, ``C (TLS):``.
+    Lines read from decrypted TLS records are marked in their prefix, ``C (TLS):``.
     """
     if line.direction is None:
         style, prefix = NOTE_STYLE, "-- "
@@ -140,7 +140,7 @@ def title_text(detail: ConversationDetail, tracked: bool, secrets_shown: bool = 
 def frame_dump(packet: PacketRow | None, from_disk: tuple[bytes | None, str] | None = None) -> Text:
     """Build the hex + ASCII dump of a packet's captured bytes, with a one-line heading.
 
-    ``from_disk`` holds the bytes read back from the recorded files, or the reason
+    ``from_disk`` contains the bytes read back from the recorded files, or the reason
     they are not there, for a packet whose bytes left memory.
     """
     if packet is None:

@@ -169,7 +169,7 @@ def tls_cell_text(row: ConversationRow) -> str:
         return row.tls
     if row.tls[0].isdigit():
         return f"{TLS_SHORT_LABELS.get(row.tls_mode, row.tls_mode)} {row.tls}"
-    # "failed 40", "mismatch" or "silent": the problem tells more than the mode.
+    # "failed 40", "mismatch" or "silent": the problem matters more than the mode.
     return row.tls.replace("failed", "fail")
 
 

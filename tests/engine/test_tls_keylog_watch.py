@@ -30,7 +30,7 @@ def _feed_whole_file(engine: Engine) -> None:
     reader.close()
 
 
-def test_sessions_decrypt_when_the_key_log_gets_their_secrets(tmp_path: Path) -> None:
+def test_late_secrets_decrypt_sessions(tmp_path: Path) -> None:
     keylog = tmp_path / "sslkeys.log"
     keylog.write_text("# the MTA has not written this session's secrets yet\n")
     finished: list[Conversation] = []

@@ -78,7 +78,7 @@ def test_swaks_starttls_stops_parsing() -> None:
     assert codes[-1] == 220
     assert record["tls"]["mode"] == "starttls"
     assert record["tls"]["starttls"] == "accepted"
-    # Without keys the session stays encrypted, and the reason says what would open it.
+    # Without keys the session stays encrypted, and the reason names the keys that would decrypt it.
     assert record["tls"]["decrypted"] is False
     assert "--keylog" in record["tls"]["decrypt_error"]
     assert record["transactions"] == []

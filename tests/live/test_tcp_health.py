@@ -71,7 +71,7 @@ class Sink:
         return "250 2.0.0 Ok: queued"
 
 # The controller checks itself with a connection through the lossy rule, whose SYN may be
-# dropped and resent after a second, so it gets far longer than its default to answer.
+# dropped and resent after a second, so it gets far longer than its default to respond.
 controller = Controller(Sink(), hostname="127.0.0.1", port=int(sys.argv[1]), ready_timeout=30.0)
 controller.start()
 print("ready", flush=True)

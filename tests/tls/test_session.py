@@ -115,7 +115,7 @@ def test_without_keys_the_reason_is_given() -> None:
     assert summary.sni == "heise.de"
 
 
-def test_rsa_key_for_an_ecdhe_session_asks_for_a_key_log() -> None:
+def test_rsa_key_ecdhe_needs_keylog() -> None:
     keys = TlsKeys(rsa=[RsaKeyList.for_any_server(str(UNRELATED_RSA_KEY))])
     session = TlsSession(keys, ("193.99.144.80", 443))
     _run(session, _stream(ECDHE_CAPTURE))
@@ -185,7 +185,7 @@ def test_tls13_decrypts_as_tshark_does() -> None:
     assert session.summary("implicit", "unknown").certificate is not None
 
 
-def test_tls13_with_only_a_client_random_line_names_the_missing_secrets(tmp_path: Path) -> None:
+def test_tls13_client_random_only(tmp_path: Path) -> None:
     stream, _ = _tls13_stream()
     probe = TlsSession(None)
     _run(probe, stream)
@@ -202,7 +202,7 @@ def test_tls13_with_only_a_client_random_line_names_the_missing_secrets(tmp_path
     assert "CLIENT_HANDSHAKE_TRAFFIC_SECRET" in error
 
 
-def test_rsa_key_for_tls13_asks_for_a_key_log() -> None:
+def test_rsa_key_tls13_needs_keylog() -> None:
     stream, _ = _tls13_stream()
     session = TlsSession(TlsKeys(rsa=[RsaKeyList.for_any_server(str(UNRELATED_RSA_KEY))]))
     _run(session, stream)
@@ -230,7 +230,7 @@ def test_alert_then_plaintext_reply_is_handed_back() -> None:
     assert summary.alert.sender is S2C
 
 
-def test_bytes_that_are_not_records_without_an_alert_stay_opaque() -> None:
+def test_non_records_without_alert_opaque() -> None:
     session = TlsSession(None)
     out = session.feed(S2C, b"220 not a record\r\n", 1.0)
 

@@ -59,7 +59,7 @@ async def test_header_shows_the_recording(tmp_path: Path) -> None:
         assert "not written 0" in header
 
 
-async def test_header_shows_a_full_disk_and_the_table_goes_on(small_disk: Path) -> None:  # noqa: F811
+async def test_header_full_disk(small_disk: Path) -> None:  # noqa: F811
     fill(small_disk, 48 * 1024)
     runner, recorder = _recording_runner(small_disk / "full.pcap")
     app = SmtpTopApp(runner, live=False, refresh_hz=0.5)
