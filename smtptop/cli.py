@@ -38,6 +38,7 @@ from smtptop.engine.runner import CaptureRunner
 from smtptop.export.headless import FrameSelection, save_capture
 from smtptop.export.pcap import ExportError
 from smtptop.record import RecordConfig, Recorder, RecordError, parse_file_size
+from smtptop.record.privileges import check_readable_as, drop_privileges, import_roots, input_paths
 from smtptop.tls.keylog import KeyLog, KeyLogError
 from smtptop.tls.keys import KEYLOG_ENVIRONMENT, TlsKeys, keylog_path_from_environment
 
@@ -137,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     record = parser.add_argument_group(
         "recording (tcpdump's options)",
         "Every captured frame, before any display filter, is written by a background thread, so a slow "
-        "disk never stalls the capture. As in tcpdump: strftime names, -C units and suffixes, -U. "
+        "disk never stalls the capture. As in tcpdump: strftime names, -C units and suffixes, -U, and -Z "
+        "giving up root once the capture is open. "
         "Differences from tcpdump, on purpose: files after the first of a -C series are numbered with six "
         "digits (000001) so they sort, and with -W the ring numbers are zero-padded; -G slices start at "
         "multiples of SECONDS from the epoch, not at the first packet; the -C counter restarts in each "
@@ -167,8 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     record.add_argument(
         "-Z", dest="user", metavar="USER",
-        help="create the files as USER (checked before capture starts); unlike tcpdump, smtptop itself "
-        "keeps running as the user who started it",
+        help="when started as root: once the capture is open, run as USER, so USER creates the files "
+        "(as tcpdump -Z); checked before capture starts, including that USER can read smtptop's Python files",
     )
     record.add_argument(
         "-U", dest="flush_each_packet", action="store_true",
@@ -395,30 +397,52 @@ def main(argv: list[str] | None = None) -> int:
         _fail(f"{name}: {error}")
 
 
-def _start_recorder(config: Config, source: LiveCapture | CaptureReader) -> Recorder | None:
-    """Check the recording target and start writing; None without -w.
-
-    NOTE: unlike tcpdump -Z, the process keeps its privileges and only the files
-    belong to the -Z user. Python and Textual load modules lazily, from paths
-    (such as /root/.pyenv) that the user often cannot read, so a dropped process
-    failed on its next import.
-    """
+def _check_recorder(config: Config, source: LiveCapture | CaptureReader) -> Recorder | None:
+    """Check that the recording can create its files; None without -w."""
     if config.record is None:
         return None
     recorder = Recorder(config.record, source.link_type, source.snaplen)
     recorder.check()
-    recorder.start()
     return recorder
+
+
+def _start_recorder(config: Config, recorder: Recorder | None) -> None:
+    """With -Z as root, drop root for the user; then start writing the recording.
+
+    Called once everything that needs root is open (the capture handle, the
+    TLS keys), and before any thread starts.
+    """
+    if recorder is None:
+        return
+    owner = recorder.owner
+    if owner is not None and os.geteuid() == 0:
+        needed = import_roots() + input_paths(
+            config.engine.tls_keylog, config.capture.read_file if config.save else None
+        )
+        check_readable_as(owner, needed)
+        drop_privileges(owner)
+    recorder.start()
+
+
+def _start_or_fail(config: Config, source: LiveCapture | CaptureReader, recorder: Recorder | None) -> None:
+    try:
+        _start_recorder(config, recorder)
+    except (RecordError, OSError) as error:
+        source.close()
+        _fail(str(error))
 
 
 def _run(config: Config, source: LiveCapture | CaptureReader, name: str) -> int:
     bpf_filter = config.capture.bpf_filter or ""
     try:
-        recorder = _start_recorder(config, source)
+        recorder = _check_recorder(config, source)
     except (RecordError, KeyError, OSError) as error:
         source.close()
         _fail(str(error))
     if config.output == "ui":
+        # Textual is imported only for the UI, and before -Z drops root, so its files are checked too.
+        from smtptop.ui.app import SmtpTopApp
+
         engine = Engine(config.engine, source.link_type, name, bpf_filter)
         runner = CaptureRunner(
             engine,
@@ -427,14 +451,13 @@ def _run(config: Config, source: LiveCapture | CaptureReader, name: str) -> int:
             rebase_to_now=config.capture.rebase_to_now,
             recorder=recorder,
         )
-        from smtptop.ui.app import SmtpTopApp  # Textual is imported only for the UI.
-
         app = SmtpTopApp(
             runner,
             stall_seconds=config.stall_seconds,
             live=isinstance(source, LiveCapture) or config.demo,
             secrets_shown=config.engine.reveal_secrets,
         )
+        _start_or_fail(config, source, recorder)
         runner.start()
         try:
             app.run()
@@ -458,6 +481,7 @@ def _run_headless(
     selection = _save_selection(config)
     engine = Engine(config.engine, source.link_type, name, bpf_filter, on_finished=_finished_hook(sink, selection))
     runner = CaptureRunner(engine, source, realtime=config.capture.realtime, recorder=recorder)
+    _start_or_fail(config, source, recorder)
     interrupted = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: interrupted.set())

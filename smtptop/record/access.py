@@ -13,6 +13,7 @@ import errno
 import os
 import pwd
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from smtptop.record.options import RecordError
@@ -59,36 +60,50 @@ def probe_directory(directory: str) -> int:
 def probe_directory_as(directory: str, owner: FileOwner) -> int:
     """Run probe_directory in a child that has switched to ``owner``; return its errno (0: success).
 
-    Needs root. Between fork and _exit the child calls only os functions and
-    never logs, so it cannot wait on a logging lock that another thread held
-    at the fork.
+    Needs root.
+    """
+    reply = run_as(owner, lambda: str(probe_directory(directory)))
+    return int(reply) if reply.isdigit() else errno.EIO
+
+
+def run_as(owner: FileOwner, work: Callable[[], str]) -> str:
+    """Call ``work`` in a forked child that has switched to ``owner``; return the text it returned.
+
+    Needs root. A child that fails to switch returns the errno as text. Between
+    fork and _exit the child must call only os functions and never log, so it
+    cannot wait on a logging lock that another thread held at the fork.
     """
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
-        status = errno.EIO
+        reply = str(errno.EIO)
         try:
             os.close(read_end)
-            os.setgroups(list(owner.groups))
-            os.setgid(owner.gid)
-            os.setuid(owner.uid)
-            status = probe_directory(directory)
+            switch_to(owner)
+            reply = work()
         except OSError as error:
-            status = error.errno or errno.EIO
+            reply = str(error.errno or errno.EIO)
         finally:
             try:
-                os.write(write_end, str(status).encode("ascii"))
+                os.write(write_end, reply.encode("utf-8", "surrogateescape"))
             finally:
                 os._exit(0)
     os.close(write_end)
     try:
-        reply = b""
-        while chunk := os.read(read_end, 64):
-            reply += chunk
+        reply_bytes = b""
+        while chunk := os.read(read_end, 4096):
+            reply_bytes += chunk
     finally:
         os.close(read_end)
         os.waitpid(pid, 0)
-    return int(reply) if reply.isdigit() else errno.EIO
+    return reply_bytes.decode("utf-8", "surrogateescape")
+
+
+def switch_to(owner: FileOwner) -> None:
+    """Give up root for ``owner``: supplementary groups, group, then user, the order setuid(2) requires."""
+    os.setgroups(list(owner.groups))
+    os.setgid(owner.gid)
+    os.setuid(owner.uid)
 
 
 def check_writable(directory: str, option: str, owner: FileOwner | None) -> None:

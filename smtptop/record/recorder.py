@@ -147,6 +147,11 @@ class Recorder:
                 directory = directory_of(directory)
         check_writable(directory, f"-w {config.pattern}", self._owner)
 
+    @property
+    def owner(self) -> FileOwner | None:
+        """The -Z user once check() has run, else None."""
+        return self._owner
+
     def start(self) -> None:
         """Start the writer thread; calling it again does nothing."""
         if self._thread is not None:
@@ -470,7 +475,8 @@ class Recorder:
             os.chown(directory, self._owner.uid, self._owner.gid)
 
     def _chown(self, fd: int, path: str) -> None:
-        # As tcpdump does when it runs as root with -Z, hand each new file to the user.
+        # The command line drops root before recording, so this serves callers that keep
+        # running as root with a -Z user.
         if self._owner is None or os.geteuid() != 0:
             return
         try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import select
-import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 
 from smtptop.cli import HEADLESS_LINGER_SECONDS
 from tests.live.clients import RecordingSMTP
+from tests.live.headless import start_headless, terminate
 from tests.support import REPO_ROOT
 from tests.support.servers import LOOPBACK, aiosmtpd_server
 
@@ -30,53 +30,16 @@ SENDER = "cli-sender@test.example"
 RECIPIENTS = ["cli-one@test.example", "cli-two@test.example"]
 
 
-def _catches_sigterm(pid: int) -> bool:
-    """Return whether process `pid` has installed a SIGTERM handler (the SigCgt mask in /proc)."""
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("SigCgt:"):
-                return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
-    return False
-
-
 def _start_smtptop(port: int) -> subprocess.Popen[str]:
-    """Start `smtptop -i lo --json --port N tcp port N` and wait until it handles SIGTERM.
-
-    The CLI installs its SIGTERM handler after the capture is open, so from
-    then on packets to `port` are captured and SIGTERM ends it cleanly.
-    """
+    """Start `smtptop -i lo --json --port N tcp port N` and wait until it handles SIGTERM."""
     if not SMTPTOP.exists():
         pytest.skip(f"{SMTPTOP} not found; install the package into this environment")
     command = [str(SMTPTOP), "-i", "lo", "--json", "--port", str(port), "tcp", "port", str(port)]
-    process = subprocess.Popen(
-        command,
-        cwd=REPO_ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while not _catches_sigterm(process.pid):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            _, stderr = process.communicate()
-            pytest.fail(
-                f"smtptop did not start within {STARTUP_SECONDS} s: status {process.returncode}, {stderr!r}"
-            )
-        time.sleep(0.02)
-    return process
+    return start_headless(command, REPO_ROOT, STARTUP_SECONDS)
 
 
 def _terminate(process: subprocess.Popen[str]) -> tuple[str, str]:
-    """Send SIGTERM and return stdout and stderr. Kill the process and fail the test if it does not exit in time."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        return process.communicate(timeout=EXIT_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
-        pytest.fail(f"smtptop did not exit within {EXIT_SECONDS} s of SIGTERM")
+    return terminate(process, EXIT_SECONDS)
 
 
 def _send_one(port: int) -> tuple[str, int]:

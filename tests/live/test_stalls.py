@@ -41,13 +41,17 @@ END_OF_DATA = ("server", "reply to DATA end-of-data")
 def _send_slowly(host: str, port: int, errors: list[Exception]) -> None:
     try:
         client = smtplib.SMTP(host, port, timeout=CLIENT_TIMEOUT)
-        client.sendmail("sender@test.example", ["alice@test.example"], b"Subject: slow\r\n\r\nhello\r\n")
+        client.sendmail(
+            "sender@test.example", ["alice@test.example"], b"Subject: slow\r\n\r\nhello\r\n"
+        )
         client.quit()
     except (OSError, smtplib.SMTPException) as error:  # reported by the test thread
         errors.append(error)
 
 
-def _watch(capture: LoopbackCapture, client: threading.Thread) -> list[tuple[str | None, str, float]]:
+def _watch(
+    capture: LoopbackCapture, client: threading.Thread
+) -> list[tuple[str | None, str, float]]:
     """Poll the snapshot until the client is done; return each (waiting_on, waiting_for, age) seen."""
     seen: list[tuple[str | None, str, float]] = []
     deadline = time.monotonic() + GREETING_DELAY + DATA_DELAY + SETTLE_SECONDS
@@ -81,7 +85,9 @@ def _stalled_on(seen: list[tuple[str | None, str, float]], owed: tuple[str, str]
         if (side, what) == owed and age > STALL_SECONDS:
             return index
     states = {(side, what) for side, what, _ in seen}
-    raise AssertionError(f"no observation of {owed} older than {STALL_SECONDS} s; states seen: {states}")
+    raise AssertionError(
+        f"no observation of {owed} older than {STALL_SECONDS} s; states seen: {states}"
+    )
 
 
 def test_slow_server_stalls_then_recovers() -> None:
@@ -103,9 +109,13 @@ def test_slow_server_stalls_then_recovers() -> None:
 
 def test_slow_server_waits_measured() -> None:
     conversation, _ = _run_slow_dialogue()
-    phases = {phase.phase: phase for phase in conversation_phases(conversation.tcp, conversation.smtp)}
+    phases = {
+        phase.phase: phase for phase in conversation_phases(conversation.tcp, conversation.smtp)
+    }
 
     assert phases["greeting"].complete == pytest.approx(GREETING_DELAY, abs=TOLERANCE)
     assert phases["end-of-data"].complete == pytest.approx(DATA_DELAY, abs=TOLERANCE)
     record = conversation_record(conversation)
-    assert record["greeting"]["latency_ms"] == pytest.approx(GREETING_DELAY * 1000, abs=TOLERANCE * 1000)
+    assert record["greeting"]["latency_ms"] == pytest.approx(
+        GREETING_DELAY * 1000, abs=TOLERANCE * 1000
+    )

@@ -38,7 +38,9 @@ from tests.support.tshark import tshark_path
 pytestmark = [
     pytest.mark.live,
     pytest.mark.skipif(tshark_path() is None, reason="tshark is needed as the oracle"),
-    pytest.mark.skipif(shutil.which("tcpdump") is None, reason="tcpdump is needed to write the capture"),
+    pytest.mark.skipif(
+        shutil.which("tcpdump") is None, reason="tcpdump is needed to write the capture"
+    ),
 ]
 
 # The namespace is private to the test, so a fixed port in SMTP_PORTS is free there.
@@ -111,10 +113,29 @@ def lossy_namespace(port: int) -> Iterator[str]:
         # so nothing looks lost on the wire. An input-hook drop comes after tcpdump's tap
         # on lo, so the capture shows the segment, then the sender's retransmission.
         _run(*nft, "add", "chain", "inet", "loss", "in", "{ type filter hook input priority 0; }")
-        _run(*nft, "add", "rule", "inet", "loss", "in", "tcp", "dport", str(port), "numgen", "random", "mod", "10", "==", "0", "drop")
+        _run(
+            *nft,
+            "add",
+            "rule",
+            "inet",
+            "loss",
+            "in",
+            "tcp",
+            "dport",
+            str(port),
+            "numgen",
+            "random",
+            "mod",
+            "10",
+            "==",
+            "0",
+            "drop",
+        )
         yield name
     finally:
-        subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=30, check=False)
+        subprocess.run(
+            ["ip", "netns", "delete", name], capture_output=True, timeout=30, check=False
+        )
 
 
 class TcpdumpResult:
@@ -132,8 +153,24 @@ def tcpdump(path: Path, bpf_filter: str, namespace: str | None = None) -> Iterat
     loopback transfer, which would show up as segments that were not captured.
     """
     prefix = ["ip", "netns", "exec", namespace] if namespace else []
-    command = [*prefix, "tcpdump", "-i", "lo", "-w", str(path), "--immediate-mode", "-U", "-B", "65536", "-s", "0", bpf_filter]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    command = [
+        *prefix,
+        "tcpdump",
+        "-i",
+        "lo",
+        "-w",
+        str(path),
+        "--immediate-mode",
+        "-U",
+        "-B",
+        "65536",
+        "-s",
+        "0",
+        bpf_filter,
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     result = TcpdumpResult()
     try:
         assert process.stderr is not None
@@ -164,15 +201,21 @@ def _senders(conversation: Conversation) -> dict[Direction, Sender]:
     }
 
 
-def _compare(run: FileRun, oracle: dict[Sender, Counter[str]]) -> list[tuple[Sender, str, int, int]]:
+def _compare(
+    run: FileRun, oracle: dict[Sender, Counter[str]]
+) -> list[tuple[Sender, str, int, int]]:
     """List (sender, counter, smtptop's count, tshark's count) for every SMTP conversation and direction."""
     rows: list[tuple[Sender, str, int, int]] = []
     for conversation in run.smtp():
         for direction, sender in _senders(conversation).items():
             stats = conversation.tcp.analysis.stats(direction)
             expected = oracle.get(sender, Counter())
-            retransmitted = stats.retransmissions + stats.fast_retransmissions + stats.spurious_retransmissions
-            rows.append((sender, "any_retransmission", retransmitted, expected["any_retransmission"]))
+            retransmitted = (
+                stats.retransmissions + stats.fast_retransmissions + stats.spurious_retransmissions
+            )
+            rows.append(
+                (sender, "any_retransmission", retransmitted, expected["any_retransmission"])
+            )
             for counter in EQUAL_COUNTERS:
                 rows.append((sender, counter, getattr(stats, counter), expected[counter]))
     return rows
@@ -193,10 +236,20 @@ def test_real_loss_matches_tshark(tmp_path: Path) -> None:
         )
         try:
             assert server.stdout is not None
-            assert server.stdout.readline().strip() == "ready", server.stderr.read() if server.stderr else ""
+            assert server.stdout.readline().strip() == "ready", (
+                server.stderr.read() if server.stderr else ""
+            )
             with tcpdump(pcap, f"tcp port {LOSS_PORT}", namespace) as capture:
                 client = subprocess.run(
-                    [*in_namespace, sys.executable, "-c", SENDING_CLIENT, str(LOSS_PORT), str(LOSS_MESSAGES), str(LOSS_MESSAGE_BYTES)],
+                    [
+                        *in_namespace,
+                        sys.executable,
+                        "-c",
+                        SENDING_CLIENT,
+                        str(LOSS_PORT),
+                        str(LOSS_MESSAGES),
+                        str(LOSS_MESSAGE_BYTES),
+                    ],
                     capture_output=True,
                     text=True,
                     timeout=CLIENT_SECONDS,
@@ -212,11 +265,16 @@ def test_real_loss_matches_tshark(tmp_path: Path) -> None:
                 server.kill()
                 server.wait()
 
-    assert capture.kernel_drops == 0, "tcpdump lost packets, so the capture would show loss it made itself"
+    assert capture.kernel_drops == 0, (
+        "tcpdump lost packets, so the capture would show loss it made itself"
+    )
     run = run_file(pcap, linger_seconds=3600.0)
     oracle = tcp_flag_counts(pcap)
     rows = _compare(run, oracle)
-    report = "\n".join(f"{sender[0]}->{sender[1]} {name}: smtptop {mine}, tshark {theirs}" for sender, name, mine, theirs in rows)
+    report = "\n".join(
+        f"{sender[0]}->{sender[1]} {name}: smtptop {mine}, tshark {theirs}"
+        for sender, name, mine, theirs in rows
+    )
     print(report)
 
     conversations = [c for c in run.smtp() if c.tcp.syn_ts is not None]
@@ -269,7 +327,12 @@ def _pushing_client(port: int) -> None:
     with socket.create_connection((LOOPBACK, port), timeout=STALL_SECONDS) as client:
         reader = client.makefile("rb")
         reader.readline()
-        for command in (b"EHLO client.test", b"MAIL FROM:<a@test.example>", b"RCPT TO:<b@test.example>", b"DATA"):
+        for command in (
+            b"EHLO client.test",
+            b"MAIL FROM:<a@test.example>",
+            b"RCPT TO:<b@test.example>",
+            b"DATA",
+        ):
             client.sendall(command + b"\r\n")
             reader.readline()
         try:
@@ -302,9 +365,17 @@ def test_zero_window_matches_tshark(tmp_path: Path) -> None:
     server_sent = oracle.get((conversation.server, conversation.client), Counter())
     details = run.engine.detail(conversation.key)
     assert details is not None and details.tcp is not None
-    print(f"zero windows: smtptop {details.tcp.server.zero_windows}, tshark {server_sent['zero_windows']}")
+    print(
+        f"zero windows: smtptop {details.tcp.server.zero_windows}, tshark {server_sent['zero_windows']}"
+    )
 
     assert details.tcp.server.zero_windows >= 1
     assert details.tcp.server.zero_windows == server_sent["zero_windows"]
-    assert details.tcp.client.zero_window_probes == oracle.get((conversation.client, conversation.server), Counter())["zero_window_probes"]
-    assert details.row.zero_windows == details.tcp.server.zero_windows + details.tcp.client.zero_windows
+    assert (
+        details.tcp.client.zero_window_probes
+        == oracle.get((conversation.client, conversation.server), Counter())["zero_window_probes"]
+    )
+    assert (
+        details.row.zero_windows
+        == details.tcp.server.zero_windows + details.tcp.client.zero_windows
+    )

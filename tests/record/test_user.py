@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import pwd
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,26 +10,18 @@ import pytest
 
 from smtptop.record import RecordConfig, Recorder, RecordError
 from tests.record.helpers import packet_count, read_frames
+from tests.support.other_user import OTHER_USER, needs_root_and_other_user, shared_directory
 
-USER = "nobody"
-
-needs_root_and_user = pytest.mark.skipif(
-    os.geteuid() != 0 or not any(entry.pw_name == USER for entry in pwd.getpwall()),
-    reason=f"switching to user {USER} needs root and that user",
-)
+USER = OTHER_USER
 
 
 @pytest.fixture
 def shared_dir() -> Iterator[Path]:
-    # pytest's tmp_path lies under a directory that only root may enter.
-    directory = Path(tempfile.mkdtemp(prefix="smtptop-record-", dir="/tmp"))
-    try:
+    with shared_directory("smtptop-record-") as directory:
         yield directory
-    finally:
-        shutil.rmtree(directory)
 
 
-@needs_root_and_user
+@needs_root_and_other_user
 def test_unwritable_directory_rejected(shared_dir: Path) -> None:
     shared_dir.chmod(0o755)
     recorder = Recorder(RecordConfig(str(shared_dir / "x.pcap"), user=USER), 1, 65535)
@@ -47,7 +36,7 @@ def test_unwritable_directory_rejected(shared_dir: Path) -> None:
     assert list(shared_dir.iterdir()) == []
 
 
-@needs_root_and_user
+@needs_root_and_other_user
 def test_writable_directory_every_file_owned(public_captures: Path, shared_dir: Path) -> None:
     shared_dir.chmod(0o1777)
     frames, link_type, snaplen = read_frames(public_captures / "smtp-zeek-auth-multi.pcap")
