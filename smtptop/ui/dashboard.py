@@ -53,6 +53,9 @@ if TYPE_CHECKING:
 TRAFFIC_MIN_HEIGHT = 30
 
 # A marked conversation's client cell starts with this prefix and takes this style.
+# Rows above and below the screen that get new cells on each refresh too, so a
+# short scroll shows up-to-date rows before _refresh_rows_in_view runs.
+VIEW_MARGIN_ROWS = 10
 MARK_PREFIX = "* "
 MARKED_STYLE = "bold magenta"
 
@@ -259,6 +262,8 @@ class DashboardScreen(Screen[None]):
         self._now = 0.0
         self._fetch_error: str | None = None
         self._fixed_cache: dict[int, tuple[ConversationRow, list[Text], list[Text], list[Text]]] = {}
+        # The rows of the last render by table key, for cells renewed on scrolling.
+        self._shown: dict[str, ConversationRow] = {}
         # Keys of the marked conversations, in the order they were marked: the first is side A.
         self.marked: list[int] = []
         # The recorder's counters from the app's last refresh; None when nothing is recorded.
@@ -276,7 +281,7 @@ class DashboardScreen(Screen[None]):
         yield Static(id="header")
         yield TrafficPanel(id="traffic")
         yield Input(placeholder="filter: client, server, stage or command", id="filter")
-        yield KeyedTable(CONVERSATION_COLUMNS, id="conversations")
+        yield KeyedTable(CONVERSATION_COLUMNS, on_view_moved=self._refresh_rows_in_view, id="conversations")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -366,20 +371,63 @@ class DashboardScreen(Screen[None]):
             stall_seconds=stall,
             reverse=self.reverse_order,
         )
-        table_rows = []
-        for row in ordered:
-            endpoints, counts, dialogue = self._fixed_cells(row)
-            if row.key in self.marked:
-                endpoints = [marked_cell(endpoints[0]), *endpoints[1:]]
-            cells = endpoints + time_cells(row, self._now, stall) + counts + dialogue
-            table_rows.append((str(row.key), cells))
-        self.query_one("#conversations", KeyedTable).sync(table_rows)
+        self._shown = {str(row.key): row for row in ordered}
+        table = self.query_one("#conversations", KeyedTable)
+        fresh = self._rows_in_view(table, ordered)
+
+        # Only the rows on screen, or about to be, get new cells. The others keep
+        # the cells they had, and _refresh_rows_in_view renews them when they
+        # scroll into view, so a refresh costs the screen height, not the row count.
+        table_rows: list[tuple[str, Sequence[Text]]] = []
+        for index, row in enumerate(ordered):
+            key = str(row.key)
+            previous = table.cells_of(key)
+            if previous is None or index in fresh:
+                table_rows.append((key, self._row_cells(row, stall)))
+            else:
+                table_rows.append((key, previous))
+        table.sync(table_rows)
         # The client and server columns are measured when the table next idles, so
         # the free-text columns are fitted after that too.
         self.call_after_refresh(self._fit_free_text_columns)
         live_keys = {row.key for row in self._snapshot.rows}
-        for key in [key for key in self._fixed_cache if key not in live_keys]:
-            del self._fixed_cache[key]
+        for gone in [cached for cached in self._fixed_cache if cached not in live_keys]:
+            del self._fixed_cache[gone]
+
+    def _rows_in_view(self, table: KeyedTable, ordered: Sequence[ConversationRow]) -> set[int]:
+        """Return the positions in ``ordered`` that will be on screen after the table syncs.
+
+        That is the rows in view now and, because sync keeps the cursor on its
+        row and the table scrolls to it, the rows around the cursor's new position.
+        """
+        fresh = set(table.visible_rows(VIEW_MARGIN_ROWS))
+        cursor_key = table.cursor_key
+        if cursor_key is None:
+            return fresh
+        for index, row in enumerate(ordered):
+            if str(row.key) == cursor_key:
+                height = max(table.scrollable_content_region.height, 1)
+                fresh.update(range(max(index - height - VIEW_MARGIN_ROWS, 0), index + height + VIEW_MARGIN_ROWS))
+                break
+        return fresh
+
+    def _refresh_rows_in_view(self) -> None:
+        """Renew the cells of the rows that scrolled into view from the last snapshot."""
+        if not self._mounted or self._snapshot is None:
+            return
+        table = self.query_one("#conversations", KeyedTable)
+        stall = self.smtptop.stall_seconds
+        keys = [table.key_at(index) for index in table.visible_rows(VIEW_MARGIN_ROWS)]
+        for key in keys:
+            row = self._shown.get(key) if key is not None else None
+            if key is not None and row is not None:
+                table.update_row(key, self._row_cells(row, stall))
+
+    def _row_cells(self, row: ConversationRow, stall: float) -> list[Text]:
+        endpoints, counts, dialogue = self._fixed_cells(row)
+        if row.key in self.marked:
+            endpoints = [marked_cell(endpoints[0]), *endpoints[1:]]
+        return endpoints + time_cells(row, self._now, stall) + counts + dialogue
 
     def _fixed_cells(self, row: ConversationRow) -> tuple[list[Text], list[Text], list[Text]]:
         # Most rows do not change between two snapshots, so the cells that do not

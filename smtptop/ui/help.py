@@ -12,7 +12,7 @@ from textual.widgets import Static
 
 KEYS = (
     ("Dashboard", ""),
-    ("↑ ↓ PgUp PgDn", "move the cursor between conversations"),
+    ("↑ ↓ PgUp PgDn Home End", "move the cursor between conversations"),
     ("Enter", "open the conversation under the cursor"),
     ("/", "filter rows by client, server, stage or command (Enter applies)"),
     ("!", "show only stalled conversations, or all again"),
