@@ -24,6 +24,7 @@ from smtptop.capture.live import LiveCapture
 from smtptop.config import (
     DEFAULT_BUFFER_KIB,
     DEFAULT_LINGER_SECONDS,
+    DEFAULT_QUEUE_MIB,
     DEFAULT_SNAPLEN,
     SMTP_PORTS,
     CaptureConfig,
@@ -96,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument(
         "-B", dest="buffer_kib", type=int, default=DEFAULT_BUFFER_KIB, metavar="KiB",
         help=f"kernel capture buffer in KiB, as tcpdump -B (default {DEFAULT_BUFFER_KIB}, 64 MiB)",
+    )
+    source.add_argument(
+        "--queue-mb", dest="queue_mib", type=int, default=DEFAULT_QUEUE_MIB, metavar="MIB",
+        help="live: packets read from the kernel buffer but not yet analysed, in MiB of memory "
+        f"(default {DEFAULT_QUEUE_MIB}); a burst is lost only when it outlasts both, and packets "
+        "dropped here are counted as queue drops",
     )
     source.add_argument(
         "-p", dest="no_promiscuous", action="store_true",
@@ -220,6 +227,8 @@ def parse_config(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
         raise UsageError(f"-r {args.read_file} and -i {args.interface} are exclusive: read a file or capture live")
     if not 1 <= args.snaplen <= DEFAULT_SNAPLEN:
         raise UsageError(f"-s {args.snaplen}: the snaplen must be between 1 and {DEFAULT_SNAPLEN} bytes")
+    if args.queue_mib < 1:
+        raise UsageError(f"--queue-mb {args.queue_mib}: the queue must hold at least 1 MiB")
     if args.buffer_kib < 1:
         raise UsageError(f"-B {args.buffer_kib}: the buffer size must be at least 1 KiB")
     for port in args.ports:
@@ -251,6 +260,7 @@ def parse_config(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
         bpf_filter=expression if expression or not live else default_filter(ports),
         snaplen=args.snaplen,
         buffer_kib=args.buffer_kib,
+        queue_mib=args.queue_mib,
         promiscuous=not args.no_promiscuous,
         realtime=args.realtime or args.demo,
         rebase_to_now=args.demo,
@@ -450,6 +460,7 @@ def _run(config: Config, source: LiveCapture | CaptureReader, name: str) -> int:
             realtime=config.capture.realtime,
             rebase_to_now=config.capture.rebase_to_now,
             recorder=recorder,
+            queue_bytes=config.capture.queue_mib * 1024 * 1024,
         )
         app = SmtpTopApp(
             runner,
@@ -480,7 +491,13 @@ def _run_headless(
         sink = ReportCollector()
     selection = _save_selection(config)
     engine = Engine(config.engine, source.link_type, name, bpf_filter, on_finished=_finished_hook(sink, selection))
-    runner = CaptureRunner(engine, source, realtime=config.capture.realtime, recorder=recorder)
+    runner = CaptureRunner(
+        engine,
+        source,
+        realtime=config.capture.realtime,
+        recorder=recorder,
+        queue_bytes=config.capture.queue_mib * 1024 * 1024,
+    )
     _start_or_fail(config, source, recorder)
     interrupted = threading.Event()
     if threading.current_thread() is threading.main_thread():

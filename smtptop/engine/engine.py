@@ -73,6 +73,7 @@ class Engine:
         self.meter = TrafficMeter(config.traffic_window_seconds)
         self.kernel_drops: int | None = None
         self.interface_drops: int | None = None
+        self.queue_drops: int | None = None
         # Running totals of two analysis tags over every connection fed to a conversation, SMTP or not.
         self.lost_segments = 0
         self.acked_unseen = 0
@@ -136,10 +137,12 @@ class Engine:
             for conversation in self.conversations.values():
                 conversation.dirty = True
 
-    def set_drops(self, kernel: int, interface: int) -> None:
+    def set_drops(self, kernel: int, interface: int, queue: int = 0) -> None:
+        """Store the live capture's drop counters: kernel buffer, interface, and the capture queue."""
         with self.lock:
             self.kernel_drops = kernel
             self.interface_drops = interface
+            self.queue_drops = queue
 
     def finish_input(self, error: str | None) -> None:
         """Mark the end of a file: release every held byte and report what is still open."""
@@ -335,6 +338,7 @@ class Engine:
                 conversations_total=self.evicted_smtp + len(rows),
                 kernel_drops=self.kernel_drops,
                 interface_drops=self.interface_drops,
+                queue_drops=self.queue_drops,
                 undecodable=self.decoder.non_tcp + self.decoder.truncated + self.decoder.malformed,
                 finished=self.input_finished,
                 now=self.now,

@@ -12,12 +12,11 @@ import threading
 import time
 from collections.abc import Collection
 
-# Reads after a stop request, to take in what the kernel still holds; bounded so a busy link cannot delay the exit.
-DRAIN_BATCHES = 20
-
+from smtptop.capture.drain import CaptureDrain
 from smtptop.capture.errors import CaptureError
 from smtptop.capture.files import CaptureReader, Frame
 from smtptop.capture.live import LiveCapture
+from smtptop.config import DEFAULT_QUEUE_MIB
 from smtptop.engine.engine import Engine
 from smtptop.engine.snapshot import ConversationDetail, Snapshot
 from smtptop.record import Recorder, RecorderStats
@@ -25,6 +24,12 @@ from smtptop.record import Recorder, RecorderStats
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1
+# Frames per Engine.feed call: the engine lock is held for one call, and the
+# dashboard's snapshot waits for it.
+FEED_FRAMES = 1000
+# After a stop request, how long the engine still takes in queued frames; the
+# rest goes to the recording only, so a backlog cannot delay the exit.
+STOP_FEED_SECONDS = 1.0
 # How long stopping waits for the recorder to write its queue and close the current file.
 RECORDER_CLOSE_SECONDS = 10.0
 
@@ -39,8 +44,11 @@ class CaptureRunner:
         realtime: bool = False,
         rebase_to_now: bool = False,
         recorder: Recorder | None = None,
+        queue_bytes: int = DEFAULT_QUEUE_MIB * 1024 * 1024,
     ) -> None:
         self.engine = engine
+        # Bound of the queue between the kernel buffer and the engine, for live capture.
+        self.queue_bytes = queue_bytes
         self.source = source
         # Gets every batch the engine gets, in the same order, so both number frames alike.
         self.recorder = recorder
@@ -130,15 +138,23 @@ class CaptureRunner:
             self.engine.finish_input("internal error in the capture thread; see the log")
 
     def _run_live(self, capture: LiveCapture) -> None:
-        while not self._stop.is_set():
-            batch = capture.read_batch(POLL_SECONDS)
-            self._feed(batch, time.time())
-            self.engine.set_drops(*capture.drops())
-        for _ in range(DRAIN_BATCHES):
-            batch = capture.read_batch(0.0)
-            if not batch:
+        drain = CaptureDrain(capture, self.queue_bytes)
+        drain.start()
+        stop_deadline: float | None = None
+        while True:
+            if stop_deadline is None and self._stop.is_set():
+                drain.stop()
+                stop_deadline = time.monotonic() + STOP_FEED_SECONDS
+            frames = drain.take(FEED_FRAMES, POLL_SECONDS)
+            if frames is None:
                 break
-            self._feed(batch, time.time())
+            if stop_deadline is not None and time.monotonic() > stop_deadline:
+                if self.recorder is not None:
+                    self.recorder.submit(frames)
+                continue
+            self._feed(frames, time.time())
+            kernel, interface = capture.drops()
+            self.engine.set_drops(kernel, interface, drain.dropped)
 
     def _run_file(self, reader: CaptureReader) -> None:
         pace = _Pacer(self.rebase_to_now) if self.realtime else None

@@ -79,6 +79,7 @@ class CaptureStats:
     lost_segments: int = 0  # "previous segment not captured", over all conversations
     acked_unseen: int = 0  # "ACKed segment that wasn't captured": loss in the capture, not the network
     evicted: int = 0  # closed conversations evicted to stay within max_conversations
+    queue_drops: int | None = None  # live: frames dropped because the capture queue was full
     # Conversations in the engine's table, SMTP or still undecided. It exceeds max_conversations
     # when new ones arrive while every kept one is open and active: open conversations are
     # evicted only after EngineConfig.stale_open_seconds of silence, and any conversation only

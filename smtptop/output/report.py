@@ -47,10 +47,14 @@ def capture_loss_text(capture: CaptureStats) -> str:
 
     Lost segments are gaps in a sender's sequence numbers, lost by the network
     or by the capture. An ACKed unseen segment reached the peer but not the
-    capture. Kernel drops are packets the capture buffer had no room for.
+    capture. Kernel drops are packets the capture buffer had no room for, and queue
+    drops those the capture queue in memory had no room for.
     """
     kernel = "n/a" if capture.kernel_drops is None else f"{capture.kernel_drops:,}"
-    return f"lost segments {capture.lost_segments:,}, ACKed unseen {capture.acked_unseen:,}, kernel drops {kernel}"
+    text = f"lost segments {capture.lost_segments:,}, ACKed unseen {capture.acked_unseen:,}, kernel drops {kernel}"
+    if capture.queue_drops is not None:
+        text += f", queue drops {capture.queue_drops:,}"
+    return text
 
 
 def _write_table(stream: TextIO, rows: list[tuple[str, ...]]) -> None:

@@ -229,7 +229,10 @@ def _drops(stats: CaptureStats) -> str:
     kernel = "n/a" if stats.kernel_drops is None else f"{stats.kernel_drops:,}"
     if stats.interface_drops is None:
         return kernel
-    return f"{kernel} (interface {stats.interface_drops:,})"
+    details = f"interface {stats.interface_drops:,}"
+    if stats.queue_drops is not None:
+        details += f", queue {stats.queue_drops:,}"
+    return f"{kernel} ({details})"
 
 
 class DashboardScreen(Screen[None]):

@@ -81,3 +81,12 @@ def test_capture_loss_text_with_kernel_drops() -> None:
     stats = run_file(DUPACK).engine.snapshot().stats
 
     assert capture_loss_text(replace(stats, kernel_drops=12)) == "lost segments 0, ACKed unseen 0, kernel drops 12"
+
+
+def test_capture_loss_text_with_queue_drops() -> None:
+    stats = run_file(DUPACK).engine.snapshot().stats
+
+    assert (
+        capture_loss_text(replace(stats, kernel_drops=0, queue_drops=7))
+        == "lost segments 0, ACKed unseen 0, kernel drops 0, queue drops 7"
+    )

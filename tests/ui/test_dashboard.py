@@ -88,6 +88,18 @@ async def test_header_shows_drops_and_error() -> None:
         assert "error: corrupt record at 0x1f40" in text
 
 
+async def test_header_shows_queue_drops() -> None:
+    source = sample_source()
+    snapshot = source.snapshot()
+    dropping = stats(T0 + 60.0, kernel_drops=0, interface_drops=0, queue_drops=250)
+    source.update(Snapshot(stats=dropping, rows=snapshot.rows))
+    app = make_app(source)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+
+        assert "drops 0 (interface 0, queue 250)" in header(app)
+
+
 async def test_changed_cell_updates_in_place() -> None:
     source = sample_source()
     app = make_app(source)
