@@ -436,7 +436,8 @@ class DashboardScreen(Screen[None]):
         # Most rows do not change between two snapshots, so the cells that do not
         # depend on the clock are built once per change of the row.
         cached = self._fixed_cache.get(row.key)
-        if cached is not None and cached[0] == row:
+        # The engine hands back the same row object while its conversation is unchanged.
+        if cached is not None and (cached[0] is row or cached[0] == row):
             return cached[1], cached[2], cached[3]
         cells = (endpoint_cells(row), count_cells(row), dialogue_cells(row))
         self._fixed_cache[row.key] = (row, *cells)
