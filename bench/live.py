@@ -36,6 +36,8 @@ class LiveResult:
     send_seconds: float = 0.0
     kernel_drops: int | None = None
     interface_drops: int | None = None
+    queue_drops: int | None = None
+    queue_peak_mib: float = 0.0
     packets: int = 0
     reference_frames: int = 0
     conversations: int = 0
@@ -88,6 +90,8 @@ async def measure(messages: int, reference_frames: int = 0) -> LiveResult:
         stats = engine.snapshot().stats
     result.kernel_drops = stats.kernel_drops
     result.interface_drops = stats.interface_drops
+    result.queue_drops = stats.queue_drops
+    result.queue_peak_mib = round(runner.queue_peak_bytes / (1024 * 1024), 1)
     result.packets = stats.packets
     result.conversations = stats.conversations_total
     result.accepted = counter.total(engine)

@@ -76,7 +76,8 @@ def _latency(name: str, samples: list[float]) -> str:
 
 
 def live_text(result: LiveResult) -> str:
-    drops = (f"  kernel drops {result.kernel_drops}, packets processed {result.packets:,} "
+    drops = (f"  kernel drops {result.kernel_drops}, queue drops {result.queue_drops} (queue peak "
+             f"{result.queue_peak_mib:,.1f} MiB), packets processed {result.packets:,} "
              f"(tcpdump captured {result.reference_frames:,} frames of the recorded load)")
     counted = (f"  conversations seen {result.conversations}/{result.messages}, accepted messages "
                f"{result.accepted}/{result.messages}; the engine took in packets for "

@@ -58,6 +58,7 @@ class CaptureRunner:
         self.rebase_to_now = rebase_to_now
         self._stop = threading.Event()
         self._stopped = False
+        self._drain: CaptureDrain | None = None
         self._thread = threading.Thread(target=self._run, name="smtptop-capture", daemon=True)
 
     def start(self) -> None:
@@ -80,6 +81,11 @@ class CaptureRunner:
             log.debug("capture thread still reading at stop; leaving its source open")
             return
         self.source.close()
+
+    @property
+    def queue_peak_bytes(self) -> int:
+        """The maximum the live capture queue held (see CaptureDrain.peak_bytes); 0 for files."""
+        return self._drain.peak_bytes if self._drain is not None else 0
 
     def is_running(self) -> bool:
         return self._thread.is_alive()
@@ -138,7 +144,7 @@ class CaptureRunner:
             self.engine.finish_input("internal error in the capture thread; see the log")
 
     def _run_live(self, capture: LiveCapture) -> None:
-        drain = CaptureDrain(capture, self.queue_bytes)
+        drain = self._drain = CaptureDrain(capture, self.queue_bytes)
         drain.start()
         stop_deadline: float | None = None
         while True:
