@@ -69,14 +69,14 @@ def open_engine(conversations: int) -> Engine:
 async def measure_ui(conversations: int) -> ScaleUiResult:
     from bench.keys import RepaintWatch
     from smtptop.ui.app import SmtpTopApp
-    from smtptop.ui.keyed_table import KeyedTable
+    from smtptop.ui.row_table import RowTable
 
     result = ScaleUiResult(conversations)
     engine = open_engine(conversations)
     app = SmtpTopApp(EngineSource(engine), live=True)  # the CLI's default refresh rate
     started = time.perf_counter()
     async with app.run_test(size=(160, 40)) as pilot:
-        table = app.dashboard.query_one("#conversations", KeyedTable)
+        table = app.dashboard.query_one("#conversations", RowTable)
         while table.row_count < conversations:
             await asyncio.sleep(0.01)
         result.first_draw_seconds = time.perf_counter() - started

@@ -34,6 +34,7 @@ from smtptop.engine.engine import Engine
 from smtptop.engine.runner import CaptureRunner
 from smtptop.ui.app import SmtpTopApp
 from smtptop.ui.keyed_table import KeyedTable
+from smtptop.ui.row_table import RowTable
 from smtptop.ui.rows import STALLED_STYLE
 
 DEMO_CAPTURE = REPO_ROOT / "smtptop" / "demo" / "demo.pcap"
@@ -123,7 +124,7 @@ def find_starttls_conversation(runner: CaptureRunner) -> int:
     raise LookupError(f"no STARTTLS conversation in the first {CUTOFF_SECONDS} s of {DEMO_CAPTURE}")
 
 
-async def move_cursor(pilot, table: KeyedTable, key: str) -> None:  # type: ignore[no-untyped-def]
+async def move_cursor(pilot, table: KeyedTable | RowTable, key: str) -> None:  # type: ignore[no-untyped-def]
     """Press Down, from the top row, until the cursor is on row ``key``."""
     table.move_cursor(row=0)
     for _ in range(MAX_CURSOR_MOVES):
@@ -145,7 +146,7 @@ async def save_screenshots(directory: Path, runner: CaptureRunner | None = None)
     saved = []
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        conversations = app.screen.query_one("#conversations", KeyedTable)
+        conversations = app.screen.query_one("#conversations", RowTable)
         # The cursor goes on the rejected recipient, leaving the slow server's red idle time visible.
         assert conversations.get_cell(str(slow), "idle").style == STALLED_STYLE
         await move_cursor(pilot, conversations, str(rejected))
@@ -173,14 +174,14 @@ async def save_screenshots(directory: Path, runner: CaptureRunner | None = None)
         saved.append(app.save_screenshot("timeline.svg", str(directory)))
 
         await pilot.press("escape")
-        await move_cursor(pilot, app.screen.query_one("#conversations", KeyedTable), str(auth))
+        await move_cursor(pilot, app.screen.query_one("#conversations", RowTable), str(auth))
         await pilot.press("enter", "2")
         await pilot.pause()
         saved.append(app.save_screenshot("transcript.svg", str(directory)))
 
         # The TLS tab of the first conversation that upgraded with STARTTLS.
         await pilot.press("escape")
-        await move_cursor(pilot, app.screen.query_one("#conversations", KeyedTable), str(starttls))
+        await move_cursor(pilot, app.screen.query_one("#conversations", RowTable), str(starttls))
         await pilot.press("enter", "6")
         await pilot.pause()
         saved.append(app.save_screenshot("tls.svg", str(directory)))

@@ -1,9 +1,9 @@
 """The dashboard: capture counters and the traffic panel above the table of conversations.
 
 The app hands every new snapshot to ``DashboardScreen.show_snapshot``. The
-table is kept in step with ``KeyedTable.sync``, so rows are updated in place
-and the cursor stays on its conversation while rows come, change, go or are
-sorted again. Cells, sort orders and filters are built in ``rows.py``.
+table (``RowTable``) gets the new order of row keys and formats only the rows
+on screen, and the cursor stays on its conversation while rows come, change,
+go or are sorted again. Cells, sort orders and filters are built in ``rows.py``.
 ``m`` marks conversations and ``c`` compares the TLS negotiations of two
 marked ones on the compare screen. ``s`` saves conversations as pcap or text
 (``save.py``); ``o`` and ``O`` change the sort.
@@ -19,13 +19,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import Footer, Input, Static
 
 from smtptop.engine.snapshot import CaptureStats, ConversationRow, Snapshot
 from smtptop.record import RecorderStats
 from smtptop.text.printable import printable
 from smtptop.ui.compare import CompareScreen
-from smtptop.ui.keyed_table import KeyedTable
+from smtptop.ui.row_table import CELL_PADDING, RowTable
 from smtptop.ui.rows import (
     CONVERSATION_COLUMNS,
     FREE_TEXT_COLUMNS,
@@ -53,9 +53,6 @@ if TYPE_CHECKING:
 TRAFFIC_MIN_HEIGHT = 30
 
 # A marked conversation's client cell starts with this prefix and takes this style.
-# Rows above and below the screen that get new cells on each refresh too, so a
-# short scroll shows up-to-date rows before _refresh_rows_in_view runs.
-VIEW_MARGIN_ROWS = 10
 MARK_PREFIX = "* "
 MARKED_STYLE = "bold magenta"
 
@@ -205,10 +202,7 @@ def _append_loss(text: Text, stats: CaptureStats, totals: TcpTotals) -> None:
 
 
 def marked_cell(cell: Text) -> Text:
-    """Build the client cell of a marked conversation: the mark prefix, all in the marked style.
-
-    The style covers the whole cell, because KeyedTable keeps only a first cell's plain text and style.
-    """
+    """Build the client cell of a marked conversation: the mark prefix, all in the marked style."""
     return Text(
         MARK_PREFIX + cell.plain, style=MARKED_STYLE, no_wrap=True, overflow="ellipsis", end=""
     )
@@ -265,7 +259,7 @@ class DashboardScreen(Screen[None]):
         self._now = 0.0
         self._fetch_error: str | None = None
         self._fixed_cache: dict[int, tuple[ConversationRow, list[Text], list[Text], list[Text]]] = {}
-        # The rows of the last render by table key, for cells renewed on scrolling.
+        # The rows of the last render by table key, in display order; the table draws from them.
         self._shown: dict[str, ConversationRow] = {}
         # Keys of the marked conversations, in the order they were marked: the first is side A.
         self.marked: list[int] = []
@@ -284,13 +278,13 @@ class DashboardScreen(Screen[None]):
         yield Static(id="header")
         yield TrafficPanel(id="traffic")
         yield Input(placeholder="filter: client, server, stage or command", id="filter")
-        yield KeyedTable(CONVERSATION_COLUMNS, on_view_moved=self._refresh_rows_in_view, id="conversations")
+        yield RowTable(CONVERSATION_COLUMNS, self._cells_for_key, id="conversations")
         yield Footer()
 
     def on_mount(self) -> None:
         self._mounted = True
         self.query_one("#filter", Input).display = False
-        self.query_one("#conversations", KeyedTable).focus()
+        self.query_one("#conversations", RowTable).focus()
         self.refresh_view()
 
     def on_screen_resume(self) -> None:
@@ -374,57 +368,21 @@ class DashboardScreen(Screen[None]):
             stall_seconds=stall,
             reverse=self.reverse_order,
         )
+        # The table asks _cells_for_key for the cells of the rows it draws, so
+        # only the rows on screen are formatted.
         self._shown = {str(row.key): row for row in ordered}
-        table = self.query_one("#conversations", KeyedTable)
-        fresh = self._rows_in_view(table, ordered)
-
-        # Only the rows on screen, or about to be, get new cells. The others keep
-        # the cells they had, and _refresh_rows_in_view renews them when they
-        # scroll into view, so a refresh costs the screen height, not the row count.
-        table_rows: list[tuple[str, Sequence[Text]]] = []
-        for index, row in enumerate(ordered):
-            key = str(row.key)
-            previous = table.cells_of(key)
-            if previous is None or index in fresh:
-                table_rows.append((key, self._row_cells(row, stall)))
-            else:
-                table_rows.append((key, previous))
-        table.sync(table_rows)
-        # The client and server columns are measured when the table next idles, so
-        # the free-text columns are fitted after that too.
-        self.call_after_refresh(self._fit_free_text_columns)
+        table = self.query_one("#conversations", RowTable)
+        table.sync(list(self._shown))
+        self._fit_columns(ordered)
         live_keys = {row.key for row in self._snapshot.rows}
         for gone in [cached for cached in self._fixed_cache if cached not in live_keys]:
             del self._fixed_cache[gone]
 
-    def _rows_in_view(self, table: KeyedTable, ordered: Sequence[ConversationRow]) -> set[int]:
-        """Return the positions in ``ordered`` that will be on screen after the table syncs.
-
-        That is the rows in view now and, because sync keeps the cursor on its
-        row and the table scrolls to it, the rows around the cursor's new position.
-        """
-        fresh = set(table.visible_rows(VIEW_MARGIN_ROWS))
-        cursor_key = table.cursor_key
-        if cursor_key is None:
-            return fresh
-        for index, row in enumerate(ordered):
-            if str(row.key) == cursor_key:
-                height = max(table.scrollable_content_region.height, 1)
-                fresh.update(range(max(index - height - VIEW_MARGIN_ROWS, 0), index + height + VIEW_MARGIN_ROWS))
-                break
-        return fresh
-
-    def _refresh_rows_in_view(self) -> None:
-        """Renew the cells of the rows that scrolled into view from the last snapshot."""
-        if not self._mounted or self._snapshot is None:
-            return
-        table = self.query_one("#conversations", KeyedTable)
-        stall = self.smtptop.stall_seconds
-        keys = [table.key_at(index) for index in table.visible_rows(VIEW_MARGIN_ROWS)]
-        for key in keys:
-            row = self._shown.get(key) if key is not None else None
-            if key is not None and row is not None:
-                table.update_row(key, self._row_cells(row, stall))
+    def _cells_for_key(self, key: str) -> list[Text]:
+        row = self._shown.get(key)
+        if row is None:
+            return [Text() for _ in CONVERSATION_COLUMNS]
+        return self._row_cells(row, self.smtptop.stall_seconds)
 
     def _row_cells(self, row: ConversationRow, stall: float) -> list[Text]:
         endpoints, counts, dialogue = self._fixed_cells(row)
@@ -448,13 +406,24 @@ class DashboardScreen(Screen[None]):
         if self._mounted:
             self._render_traffic()
 
+    def _fit_columns(self, rows: Sequence[ConversationRow]) -> None:
+        """Size the client and server columns to their longest address, then the free-text columns."""
+        if not self._mounted:
+            return
+        table = self.query_one("#conversations", RowTable)
+        marker = len(MARK_PREFIX) if self.marked else 0
+        for key, label in (("client", "client"), ("server", "server")):
+            longest = max((len(getattr(row, key)) for row in rows), default=0)
+            table.set_column_width(key, max(len(label), longest + (marker if key == "client" else 0)))
+        self._fit_free_text_columns()
+
     def _fit_free_text_columns(self) -> None:
         """Give the last command and last reply the width the other columns leave."""
         if not self._mounted:
             return
-        table = self.query_one("#conversations", KeyedTable)
+        table = self.query_one("#conversations", RowTable)
         others = table.render_width(exclude=FREE_TEXT_COLUMNS)
-        padding = 2 * table.cell_padding * len(FREE_TEXT_COLUMNS)
+        padding = 2 * CELL_PADDING * len(FREE_TEXT_COLUMNS)
         free = table.scrollable_content_region.width - others - padding
         for key, width in zip(FREE_TEXT_COLUMNS, free_text_widths(free)):
             table.set_column_width(key, width)
@@ -468,15 +437,13 @@ class DashboardScreen(Screen[None]):
         self._render_rows()
 
     def action_open_conversation(self) -> None:
-        key = self.query_one("#conversations", KeyedTable).cursor_key
+        key = self.query_one("#conversations", RowTable).cursor_key
         if key is not None:
             self.smtptop.open_conversation(int(key))
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        # DataTable binds Enter itself and posts RowSelected instead of running our binding.
+    def on_row_table_row_selected(self, event: RowTable.RowSelected) -> None:
         event.stop()
-        if event.row_key.value is not None:
-            self.smtptop.open_conversation(int(event.row_key.value))
+        self.smtptop.open_conversation(int(event.key))
 
     def action_edit_filter(self) -> None:
         filter_input = self.query_one("#filter", Input)
@@ -496,7 +463,7 @@ class DashboardScreen(Screen[None]):
 
     def _close_filter(self) -> None:
         self.query_one("#filter", Input).display = False
-        self.query_one("#conversations", KeyedTable).focus()
+        self.query_one("#conversations", RowTable).focus()
         self.refresh_view()
 
     def action_toggle_stalled(self) -> None:
@@ -528,7 +495,7 @@ class DashboardScreen(Screen[None]):
         self.refresh_view()
 
     def action_toggle_mark(self) -> None:
-        key = self.query_one("#conversations", KeyedTable).cursor_key
+        key = self.query_one("#conversations", RowTable).cursor_key
         if key is None:
             return
         if int(key) in self.marked:
@@ -540,7 +507,7 @@ class DashboardScreen(Screen[None]):
 
     def action_save(self) -> None:
         """Open the save screen for the conversation under the cursor, the marked ones or all shown."""
-        table = self.query_one("#conversations", KeyedTable)
+        table = self.query_one("#conversations", RowTable)
         cursor = table.cursor_key
         choices = {
             SaveScope.CURSOR: [int(cursor)] if cursor is not None else [],

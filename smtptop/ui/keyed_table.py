@@ -11,13 +11,12 @@ is a sync that drops more than ``BULK_REMOVAL_ROWS`` rows at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
-from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowDoesNotExist
 
@@ -71,17 +70,10 @@ class KeyedTable(DataTable[Text]):
         Binding("end", "scroll_bottom", "Last row", show=False),
     ]
 
-    def __init__(
-        self,
-        columns: Sequence[Column],
-        on_view_moved: Callable[[], None] | None = None,
-        **kwargs: object,
-    ) -> None:
+    def __init__(self, columns: Sequence[Column], **kwargs: object) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)  # type: ignore[arg-type]
         self._column_specs = tuple(columns)
         self._cells: dict[str, Sequence[Text]] = {}
-        # Called when other rows scroll into view, so their cells can be brought up to date.
-        self._on_view_moved = on_view_moved
         # Columns are added here, not on mount, so a parent can fill the table
         # from its own on_mount handler.
         self._column_keys = [
@@ -99,33 +91,6 @@ class KeyedTable(DataTable[Text]):
         except (RowDoesNotExist, LookupError):
             return None
         return row_key.value
-
-    def cells_of(self, key: str) -> Sequence[Text] | None:
-        """Return the cells the row ``key`` shows, or None when it is not in the table."""
-        return self._cells.get(key)
-
-    def visible_rows(self, margin: int) -> range:
-        """Return the indices of the rows on screen, widened by ``margin`` rows on each side."""
-        top = int(self.scroll_y)
-        height = max(self.scrollable_content_region.height, 1)
-        return range(max(top - margin, 0), min(top + height + margin, self.row_count))
-
-    def key_at(self, index: int) -> str | None:
-        """Return the key of the row at display position ``index``, or None."""
-        try:
-            return self.coordinate_to_cell_key(Coordinate(index, 0)).row_key.value
-        except (RowDoesNotExist, LookupError):
-            return None
-
-    def update_row(self, key: str, cells: Sequence[Text]) -> None:
-        """Show ``cells`` in the row ``key``, rewriting only the cells that changed."""
-        if key in self._cells:
-            self._sync_row(key, cells)
-
-    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
-        super().watch_scroll_y(old_value, new_value)
-        if round(old_value) != round(new_value) and self._on_view_moved is not None:
-            self._on_view_moved()
 
     def row_keys(self) -> list[str]:
         """Return the keys of the rows in display order."""

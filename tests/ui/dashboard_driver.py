@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from smtptop.ui.app import SmtpTopApp
-from smtptop.ui.keyed_table import KeyedTable
+from smtptop.ui.row_table import RowTable
 from smtptop.ui.source import StaticSource
 
 
@@ -17,8 +17,8 @@ def make_app(source: StaticSource) -> SmtpTopApp:
     return SmtpTopApp(source, live=False, refresh_hz=0.1)
 
 
-def table(app: SmtpTopApp) -> KeyedTable:
-    return app.screen.query_one("#conversations", KeyedTable)
+def table(app: SmtpTopApp) -> RowTable:
+    return app.screen.query_one("#conversations", RowTable)
 
 
 def cell(app: SmtpTopApp, key: int, column: str) -> Text:

@@ -6,6 +6,7 @@ import dataclasses
 
 from rich.text import Text
 from textual.widgets import Static, TabbedContent
+from ui_samples import IMPLICIT_KEY, POSTFIX_KEY, STALLED_KEY, sample_source
 
 from smtptop.engine.snapshot import ConversationDetail, Snapshot
 from smtptop.text.timefmt import format_absolute, format_offset
@@ -13,8 +14,8 @@ from smtptop.ui.app import SmtpTopApp
 from smtptop.ui.conversation import ConversationScreen
 from smtptop.ui.dashboard import DashboardScreen
 from smtptop.ui.keyed_table import KeyedTable
+from smtptop.ui.row_table import RowTable
 from smtptop.ui.source import StaticSource
-from ui_samples import IMPLICIT_KEY, POSTFIX_KEY, STALLED_KEY, sample_source
 
 SIZE = (160, 45)
 
@@ -49,7 +50,7 @@ def transcript_lines(app: SmtpTopApp) -> list[Text]:
 
 async def open_row(pilot, app: SmtpTopApp, key: int) -> None:  # type: ignore[no-untyped-def]
     await pilot.pause()
-    dashboard = app.screen.query_one("#conversations", KeyedTable)
+    dashboard = app.screen.query_one("#conversations", RowTable)
     while dashboard.cursor_key != str(key):
         await pilot.press("down")
     await pilot.press("enter")
@@ -228,7 +229,7 @@ async def test_escape_and_q_go_back() -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, DashboardScreen)
-        assert app.screen.query_one("#conversations", KeyedTable).cursor_key == str(STALLED_KEY)
+        assert app.screen.query_one("#conversations", RowTable).cursor_key == str(STALLED_KEY)
 
         await pilot.press("enter")
         await pilot.pause()
@@ -268,7 +269,7 @@ async def test_dashboard_catches_up_after_back() -> None:
         await pilot.press("escape")
         await pilot.pause()
 
-        table = app.screen.query_one("#conversations", KeyedTable)
+        table = app.screen.query_one("#conversations", RowTable)
         assert table.get_cell(str(STALLED_KEY), "stage").plain == "DATA"
 
 

@@ -14,6 +14,7 @@ from smtptop.engine.engine import Engine
 from smtptop.engine.runner import CaptureRunner
 from smtptop.ui.app import SmtpTopApp
 from smtptop.ui.keyed_table import KeyedTable
+from smtptop.ui.row_table import RowTable
 from tests.support.servers import aiosmtpd_server, swaks
 
 WAIT_SECONDS = 15.0
@@ -33,7 +34,7 @@ async def test_conversation_appears_while_swaks_sends() -> None:
         runner.start()
         app = SmtpTopApp(runner, live=True, refresh_hz=10.0)
         async with app.run_test(size=(160, 30)) as pilot:
-            table = app.query_one("#conversations", KeyedTable)
+            table = app.query_one("#conversations", RowTable)
             await pilot.pause(0.3)
             # aiosmtpd's controller connects to its own server once at start; that row may be listed.
             before = set(table.row_keys())

@@ -12,6 +12,7 @@ import importlib.util
 import time
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
 from real_sources import (
@@ -31,7 +32,6 @@ from smtptop.engine.snapshot import CaptureStats, Snapshot
 from smtptop.ui.app import SmtpTopApp
 from smtptop.ui.conversation import ConversationScreen
 from smtptop.ui.dashboard import DashboardScreen
-from smtptop.ui.keyed_table import KeyedTable
 from smtptop.ui.rows import free_text_widths
 from smtptop.ui.source import StaticSource
 from tests.support import DEMO_CAPTURE, PUBLIC_CAPTURES, REPO_ROOT
@@ -55,8 +55,9 @@ def read_file(path: Path) -> tuple[SmtpTopApp, CaptureRunner]:
     return SmtpTopApp(runner, live=live, refresh_hz=0.5), runner
 
 
-def table(app: SmtpTopApp, table_id: str) -> KeyedTable:
-    return app.screen.query_one(f"#{table_id}", KeyedTable)
+def table(app: SmtpTopApp, table_id: str) -> Any:
+    """Return a table by id: the dashboard's RowTable or a conversation screen's KeyedTable."""
+    return app.screen.query_one(f"#{table_id}")
 
 
 def column(app: SmtpTopApp, table_id: str, column_key: str) -> list[Text]:
@@ -77,7 +78,7 @@ def dump_lines(app: SmtpTopApp) -> list[str]:
     return [line.rstrip() for line in text.splitlines()[1:]]
 
 
-def screen_lines(rendered: KeyedTable) -> list[str]:
+def screen_lines(rendered: Any) -> list[str]:
     """Return the table's rendered lines as plain text: the header, then the visible rows."""
     return [rendered.render_line(y).text for y in range(rendered.size.height)]
 

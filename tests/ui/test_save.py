@@ -20,7 +20,7 @@ from smtptop.engine.runner import CaptureRunner
 from smtptop.engine.snapshot import ConversationDetail, Snapshot
 from smtptop.ui.app import SmtpTopApp
 from smtptop.ui.conversation import ConversationScreen
-from smtptop.ui.keyed_table import KeyedTable
+from smtptop.ui.row_table import RowTable
 from smtptop.ui.save import SaveFormat, SaveScreen
 from tests.export.frames import stream_filter, tshark_frames
 from tests.support import PUBLIC_CAPTURES
@@ -75,7 +75,7 @@ def _notifications(app: SmtpTopApp) -> list[str]:
 
 
 def _cursor_client(app: SmtpTopApp) -> tuple[int, str]:
-    table = app.screen.query_one("#conversations", KeyedTable)
+    table = app.screen.query_one("#conversations", RowTable)
     key = int(table.cursor_key or "0")
     client = next(row.client for row in app.source.snapshot().rows if row.key == key)
     return key, client
@@ -145,7 +145,7 @@ async def test_conversation_screen_saves_transcript(
         await pilot.pause()
         rows = app.source.snapshot().rows
         auth_row = next(row for row in rows if row.client == "10.10.1.4:1470")
-        table = app.screen.query_one("#conversations", KeyedTable)
+        table = app.screen.query_one("#conversations", RowTable)
         table.move_cursor(row=table.get_row_index(str(auth_row.key)))
         await pilot.press("enter")
         await pilot.pause()

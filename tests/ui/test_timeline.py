@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from rich.text import Text
 from textual.widgets import Static, TabbedContent
+from ui_samples import C2S, IMPLICIT_KEY, S2C, STALL_LINE, STALLED_KEY, T0, sample_source
 
 from smtptop.engine.snapshot import ConversationDetail, TranscriptLine
 from smtptop.ui.app import SmtpTopApp
-from smtptop.ui.keyed_table import KeyedTable
 from smtptop.ui.source import StaticSource
 from smtptop.ui.timeline import (
     BAR_WIDTH,
@@ -18,7 +19,6 @@ from smtptop.ui.timeline import (
     latency_bar,
     timeline_events,
 )
-from ui_samples import C2S, IMPLICIT_KEY, S2C, STALL_LINE, STALLED_KEY, T0, sample_source
 
 SIZE = (160, 45)
 
@@ -27,8 +27,9 @@ def make_app(source: StaticSource) -> SmtpTopApp:
     return SmtpTopApp(source, live=False, refresh_hz=0.1)
 
 
-def query_table(app: SmtpTopApp, table_id: str) -> KeyedTable:
-    return app.screen.query_one(f"#{table_id}", KeyedTable)
+def query_table(app: SmtpTopApp, table_id: str) -> Any:
+    """Return a table by id: the dashboard's RowTable or a conversation screen's KeyedTable."""
+    return app.screen.query_one(f"#{table_id}")
 
 
 def column(app: SmtpTopApp, table_id: str, column_key: str) -> list[Text]:
