@@ -12,7 +12,7 @@ import pytest
 
 from smtptop.cli import parse_config
 from smtptop.config import SMTP_PORTS, default_filter
-from tests.support import PUBLIC_CAPTURES
+from tests.support import DEMO_CAPTURE, PUBLIC_CAPTURES
 from tests.support.tshark import smtp_dialogue
 
 MULTI_MAIL = PUBLIC_CAPTURES / "smtp-sv-multi-mail.pcap"
@@ -207,3 +207,24 @@ def test_report_into_closed_pipe_exits_quietly() -> None:
     result = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, timeout=60, check=False)
     assert result.returncode == 0
     assert result.stderr == b""
+
+
+def test_conversation_limit_defaults_by_front_end() -> None:
+    dashboard, _ = parse_config(["-r", str(MULTI_MAIL)])
+    headless, _ = parse_config(["-r", str(MULTI_MAIL), "--json"])
+    chosen, _ = parse_config(["-r", str(MULTI_MAIL), "--report", "--max-conversations", "50"])
+
+    assert dashboard.engine.max_conversations == 10_000
+    assert headless.engine.max_conversations == 1_000
+    assert chosen.engine.max_conversations == 50
+
+
+def test_small_conversation_limit_keeps_every_record() -> None:
+    demo = str(DEMO_CAPTURE)
+    everything = run_smtptop("-r", demo, "--json")
+    squeezed = run_smtptop("-r", demo, "--json", "--max-conversations", "2")
+
+    assert everything.returncode == 0, everything.stderr
+    assert squeezed.returncode == 0, squeezed.stderr
+    assert len(json_lines(everything)) == 15
+    assert sorted(everything.stdout.splitlines()) == sorted(squeezed.stdout.splitlines())
