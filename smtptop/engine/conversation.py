@@ -86,6 +86,46 @@ class PacketRecord:
 class Conversation:
     """The engine's state for one TCP connection that may carry SMTP."""
 
+    __slots__ = (
+        "_body_start",
+        "_first_bytes",
+        "_handshake_time_set",
+        "_metered_connect",
+        "_metered_open",
+        "_pending",
+        "_sniffed",
+        "client",
+        "dirty",
+        "errors",
+        "finished",
+        "flow_key",
+        "is_smtp",
+        "key",
+        "last_seen",
+        "longest_wait",
+        "meter",
+        "packets",
+        "packets_not_kept",
+        "payload_bytes",
+        "queued_for_eviction",
+        "replies",
+        "reported_at",
+        "reveal_secrets",
+        "row",
+        "secret_lines",
+        "secrets",
+        "server",
+        "smtp",
+        "smtp_closed",
+        "start",
+        "tcp",
+        "tls_keys",
+        "trails",
+        "transcript",
+        "truncated_frames",
+        "wait",
+    )
+
     def __init__(
         self,
         key: int,
@@ -126,8 +166,9 @@ class Conversation:
         self.dirty = True
         self.row: ConversationRow | None = None
         self._pending: list[tuple[Direction, StreamItem, PacketRecord]] = []
-        self._first_bytes = {Direction.CLIENT_TO_SERVER: b"", Direction.SERVER_TO_CLIENT: b""}
-        self._sniffed = {Direction.CLIENT_TO_SERVER: 0, Direction.SERVER_TO_CLIENT: 0}
+        # Set up by the first ``_sniff``: a conversation known by its port never needs them.
+        self._first_bytes: dict[Direction, bytes] | None = None
+        self._sniffed: dict[Direction, int] | None = None
         self._handshake_time_set = False
         self._metered_open = False
         self._metered_connect = False
@@ -147,12 +188,14 @@ class Conversation:
             self.truncated_frames += 1
         self.dirty = True
         note_segment(self.trails, direction, seg)
-        self._tell_established()
+        if not self._handshake_time_set:
+            self._tell_established()
         if items:
             self.deliver(direction, items, record)
         if not record.summary:
             record.summary = _bare_summary(seg, direction, self)
-        self._meter_connection()
+        if not self._metered_connect:
+            self._meter_connection()
         self.note_moves(seg.ts)
         return record
 
@@ -245,16 +288,21 @@ class Conversation:
         skipped. The stream's first bytes are also collected across chunks,
         for a greeting that arrives split.
         """
-        offset = self._sniffed[direction]
-        self._sniffed[direction] = offset + len(data)
+        sniffed = self._sniffed
+        first_bytes = self._first_bytes
+        if sniffed is None or first_bytes is None:
+            sniffed = self._sniffed = {Direction.CLIENT_TO_SERVER: 0, Direction.SERVER_TO_CLIENT: 0}
+            first_bytes = self._first_bytes = {Direction.CLIENT_TO_SERVER: b"", Direction.SERVER_TO_CLIENT: b""}
+        offset = sniffed[direction]
+        sniffed[direction] = offset + len(data)
         head = data[:SNIFF_BYTES]
         if offset < SNIFF_BYTES:
-            head = self._first_bytes[direction] = (self._first_bytes[direction] + data)[:SNIFF_BYTES]
+            head = first_bytes[direction] = (first_bytes[direction] + data)[:SNIFF_BYTES]
         if offset < SNIFF_LIMIT and _starts_smtp(direction, head if offset < SNIFF_BYTES else data):
             start = len(self._pending) - 1 if offset >= SNIFF_BYTES else 0
             self._decide(True, start)
             return True
-        if self._sniffed[direction] >= SNIFF_LIMIT:
+        if sniffed[direction] >= SNIFF_LIMIT:
             self._decide(False, 0)
             return True
         return False

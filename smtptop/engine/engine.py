@@ -87,6 +87,7 @@ class Engine:
         # Closed conversations the headless output has not received yet, in the order they closed.
         self._unreported: deque[Conversation] = deque()
         self._frames = FrameStore(config.frame_store_mib * 1024 * 1024)
+        self._max_packets = config.max_packets_per_conversation  # read for every packet
         self._next_key = 1
         self.evicted = 0  # conversations evicted by the max_conversations limit
         self.evicted_smtp = 0  # the SMTP ones among them, for conversations_total
@@ -161,7 +162,7 @@ class Engine:
             return
 
         conversation = self._flows.get(key)
-        if conversation is not None and conversation.tcp.closed and seg.flags & (SYN | ACK) == SYN:
+        if conversation is not None and seg.flags & (SYN | ACK) == SYN and conversation.tcp.closed:
             # A new SYN on a finished connection's addresses is a new connection (port reuse).
             self._retire(key, conversation)
             conversation = None
@@ -177,17 +178,18 @@ class Engine:
             record.tags = tags
             self._count_tags(tags)
         self._frames.keep(record)
-        if len(conversation.packets) > self.config.max_packets_per_conversation:
-            self._frames.release(trim_packets(conversation, self.config.max_packets_per_conversation))
+        if len(conversation.packets) > self._max_packets:
+            self._frames.release(trim_packets(conversation, self._max_packets))
 
-        if tcp.closed:
+        closed = tcp.closed
+        if closed:
             conversation.give_up_sniffing()
         if conversation.is_smtp is False:
             self._ignore(key, conversation)
             return
         if tcp.has_pending_holes:
             self._with_holes.add(conversation)
-        if tcp.closed and not conversation.queued_for_eviction:
+        if closed and not conversation.queued_for_eviction:
             conversation.queued_for_eviction = True
             conversation.close(seg.ts)
             self._closed.push(conversation)

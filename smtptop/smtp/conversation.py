@@ -131,10 +131,78 @@ EMPTY_BODY = b".\r\n"
 # servers also send an unsolicited 451 on a timeout. Neither counts as an anomaly.
 UNSOLICITED_CODES = frozenset({421, 451})
 GREETING_CODES = frozenset({220, 421, 554})  # RFC 5321 section 3.1 and 4.3.2
+# The empty direction set, one object for all conversations: CPython makes a new
+# one for each frozenset() call, and each is one more object for the garbage collector.
+NO_DIRECTIONS: frozenset[Direction] = frozenset()
 
 
 class SmtpConversation(ReplyEffects, Timing):
     """The SMTP dialogue of one TCP connection, rebuilt from both byte streams."""
+
+    __slots__ = (
+        "_auth_user",
+        "_bodies",
+        "_body_at_start",
+        "_body_first_ts",
+        "_body_owner",
+        "_body_size",
+        "_body_start",
+        "_client",
+        "_client_last_ts",
+        "_client_mode",
+        "_client_resync",
+        "_client_started",
+        "_client_tls",
+        "_client_tls_first",
+        "_close_ts",
+        "_closed",
+        "_current",
+        "_decrypting",
+        "_established_ts",
+        "_gate",
+        "_greeting_done",
+        "_group",
+        "_implicit_pending",
+        "_keywords",
+        "_keywords_of",
+        "_octets_left",
+        "_octets_owner",
+        "_out",
+        "_pending",
+        "_replies",
+        "_sasl",
+        "_sasl_expected",
+        "_sasl_guessed",
+        "_server",
+        "_server_encrypted",
+        "_server_endpoint",
+        "_server_resync",
+        "_server_seen",
+        "_server_started",
+        "_server_tls",
+        "_session_over",
+        "_tls_check",
+        "_tls_handshake_over",
+        "_tls_keys",
+        "_tls_last_sender",
+        "_tls_last_ts",
+        "_tls_output",
+        "_tls_start_ts",
+        "_wrapped",
+        "anomalies",
+        "capabilities",
+        "commands",
+        "greeting",
+        "greeting_rejected",
+        "last_command",
+        "last_reply",
+        "phase",
+        "reveal_secrets",
+        "starttls",
+        "tls",
+        "tls_mode",
+        "transactions",
+    )
 
     def __init__(
         self,
@@ -166,7 +234,8 @@ class SmtpConversation(ReplyEffects, Timing):
         self._client_mode = ClientMode.COMMAND
         self._server_encrypted = False
         # Directions whose next byte decides between TLS and plaintext after STARTTLS.
-        self._tls_check: set[Direction] = set()
+        # Frozen, so that most conversations share the one empty value. It rarely changes.
+        self._tls_check: frozenset[Direction] = NO_DIRECTIONS
         self._gate: _Pending | None = None
         self._greeting_done = False
         self._client_started = False
@@ -206,8 +275,8 @@ class SmtpConversation(ReplyEffects, Timing):
         self.tls: TlsSession | None = None
         self._tls_keys = tls_keys
         self._server_endpoint = server
-        self._wrapped: set[Direction] = set()  # directions whose bytes go to the TLS session
-        self._tls_output: deque[Output] = deque()
+        self._wrapped: frozenset[Direction] = NO_DIRECTIONS  # directions whose bytes go to the TLS session
+        self._tls_output: deque[Output] | None = None  # made for the first TLS byte
         self._decrypting = False  # reading decrypted bytes: records made now are marked
         self._implicit_pending = implicit_tls
         if implicit_tls:
@@ -283,7 +352,7 @@ class SmtpConversation(ReplyEffects, Timing):
         if self.tls is None or not self.tls.waiting:
             return []
         try:
-            self._tls_output.extend(self.tls.retry())
+            self._output_queue().extend(self.tls.retry())
             self._tls_steps()
             self._drain_tls()
             if self._closed:
@@ -379,11 +448,17 @@ class SmtpConversation(ReplyEffects, Timing):
 
     def _tls_feed(self, direction: Direction, data: bytes, ts: float) -> None:
         """Give TLS bytes to the session; what it decrypts or returns waits for ``_drain_tls``."""
-        self._wrapped.add(direction)
+        self._wrapped = self._wrapped | {direction}
         if self.tls is None:
             self.tls = TlsSession(self._tls_keys, self._server_endpoint)
-        self._tls_output.extend(self.tls.feed(direction, data, ts))
+        self._output_queue().extend(self.tls.feed(direction, data, ts))
         self._tls_steps()
+
+    def _output_queue(self) -> deque[Output]:
+        """Return the queue of what the TLS session produced, made on first use."""
+        if self._tls_output is None:
+            self._tls_output = deque()
+        return self._tls_output
 
     def _tls_steps(self) -> None:
         """Turn the TLS session's new handshake steps into events, and note a failed STARTTLS."""
@@ -401,8 +476,11 @@ class SmtpConversation(ReplyEffects, Timing):
 
     def _drain_tls(self) -> None:
         """Read the bytes the TLS session decrypted or gave back, in the order it produced them."""
-        while self._tls_output:
-            item = self._tls_output.popleft()
+        output = self._tls_output
+        if output is None:
+            return
+        while output:
+            item = output.popleft()
             if isinstance(item, Fallback):
                 self._leave_tls(item)
             else:
@@ -424,7 +502,7 @@ class SmtpConversation(ReplyEffects, Timing):
 
     def _leave_tls(self, item: Fallback) -> None:
         """Read a direction as plaintext again after its bytes stopped being TLS records."""
-        self._wrapped.discard(item.direction)
+        self._wrapped = self._wrapped - {item.direction}
         self._anomaly("plaintext after TLS records", "client" if item.direction is C2S else "server", item.ts)
         if item.direction is C2S:
             if self._client_mode is ClientMode.ENCRYPTED:
@@ -476,7 +554,7 @@ class SmtpConversation(ReplyEffects, Timing):
         """
         if direction not in self._tls_check or not len(buffer):
             return True
-        self._tls_check.discard(direction)
+        self._tls_check = self._tls_check - {direction}
         if is_tls_content_type(buffer.peek(1)[0]):
             self._tls_buffered(direction, buffer)
             buffer.clear()
@@ -850,7 +928,7 @@ class SmtpConversation(ReplyEffects, Timing):
         if verb == "DATA":
             self._start_body(gate.transaction, ts)
         elif verb == "STARTTLS":
-            self._tls_check.add(C2S)
+            self._tls_check = self._tls_check | {C2S}
         elif self._sasl is not None:
             self._sasl_expected = True
             self._sasl_guessed = True

@@ -58,7 +58,9 @@ class CommandKind(Enum):
     END_OF_DATA = "end-of-data"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: built per packet or per line, and a frozen dataclass sets each field through
+# object.__setattr__. Nothing changes one after it is made; unsafe_hash keeps it hashable.
+@dataclass(slots=True, unsafe_hash=True)
 class ReplyRecord:
     """One complete server reply, all its lines."""
 
@@ -191,7 +193,9 @@ class PhaseLatency:
 # ---------------------------------------------------------------------------- events
 
 
-@dataclass(frozen=True, slots=True, repr=False)
+# Not frozen: built per packet or per line, and a frozen dataclass sets each field through
+# object.__setattr__. Nothing changes one after it is made; unsafe_hash keeps it hashable.
+@dataclass(slots=True, unsafe_hash=True, repr=False)
 class Command:
     """A client command line (never a SASL response or body data)."""
 
@@ -225,7 +229,9 @@ class SaslResponse:
         return f"SaslResponse({self.summary()!r}, ts={self.ts})"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: built per packet or per line, and a frozen dataclass sets each field through
+# object.__setattr__. Nothing changes one after it is made; unsafe_hash keeps it hashable.
+@dataclass(slots=True, unsafe_hash=True)
 class Reply:
     """A complete server reply, paired with its command when there is one."""
 

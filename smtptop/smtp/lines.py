@@ -19,7 +19,9 @@ MAX_LINE_OCTETS = 1000
 MAX_PARTIAL_LINE = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: built per packet or per line, and a frozen dataclass sets each field through
+# object.__setattr__. Nothing changes one after it is made; unsafe_hash keeps it hashable.
+@dataclass(slots=True, unsafe_hash=True)
 class Line:
     content: bytes  # without the line ending
     bare_lf: bool  # ended by LF alone, not CRLF

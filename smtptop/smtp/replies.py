@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from smtptop.smtp.events import ReplyRecord
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: built per packet or per line, and a frozen dataclass sets each field through
+# object.__setattr__. Nothing changes one after it is made; unsafe_hash keeps it hashable.
+@dataclass(slots=True, unsafe_hash=True)
 class ReplyLine:
     code: int
     is_last: bool  # "NNN " or a bare "NNN"; "NNN-" announces more lines

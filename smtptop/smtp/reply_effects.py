@@ -59,13 +59,18 @@ class _Pending:
 class ReplyEffects:
     """State changes caused by replies; mixed into ``SmtpConversation``, which owns the state."""
 
+    if not TYPE_CHECKING:
+        # Empty, so that ``SmtpConversation`` can have slots. Hidden from mypy, which
+        # would otherwise check this class's attribute assignments against it.
+        __slots__ = ()
+
     capabilities: tuple[str, ...]
     starttls: str
     tls_mode: TlsMode
     phase: Phase
     _out: list[Event]
     _pending: deque[_Pending]
-    _tls_check: set[Direction]
+    _tls_check: frozenset[Direction]
     _current: Transaction | None
     _sasl: SaslExchange | None
     _sasl_expected: bool
@@ -125,10 +130,10 @@ class ReplyEffects:
         self.tls_mode = TlsMode.STARTTLS
         self._tls_start_ts = reply.ts
         self.phase = Phase.TLS
-        self._tls_check.add(S2C)
+        self._tls_check = self._tls_check | {S2C}
         if not assumed:
             # After a guessed reply the client's next bytes were checked already.
-            self._tls_check.add(C2S)
+            self._tls_check = self._tls_check | {C2S}
         self._out.append(TlsStarted(reply.ts, TlsMode.STARTTLS))
 
     def _auth_reply(self, code: int, assumed: bool) -> None:

@@ -12,6 +12,7 @@ Pure module: standard library and ``smtptop.direction`` only.
 from __future__ import annotations
 
 from collections import deque
+from typing import TYPE_CHECKING
 
 from smtptop.direction import Direction
 from smtptop.smtp.events import CommandKind, CommandRecord, PhaseLatency, ReplyRecord, TlsMode
@@ -26,12 +27,17 @@ S2C = Direction.SERVER_TO_CLIENT
 class Timing:
     """Waiting state and phase timing; mixed into ``SmtpConversation``, which owns the state."""
 
+    if not TYPE_CHECKING:
+        # Empty, so that ``SmtpConversation`` can have slots. Hidden from mypy, which
+        # would otherwise check this class's attribute assignments against it.
+        __slots__ = ()
+
     tls_mode: TlsMode
     last_reply: ReplyRecord | None
     _pending: deque[_Pending]
     _client_mode: ClientMode
     _server_encrypted: bool
-    _tls_check: set[Direction]
+    _tls_check: frozenset[Direction]
     _greeting_done: bool
     _closed: bool
     _session_over: bool

@@ -90,6 +90,8 @@ DEFAULT_OUT_OF_ORDER_WINDOW = 0.003
 # Unacknowledged segments kept per direction for RTT samples. Older ones are dropped unsampled.
 MAX_UNACKED_SEGMENTS = 10000
 _SMOOTHING = 1 / 8  # RFC 6298, section 2.3 (alpha)
+# Read per segment, and a global is cheaper than an Enum member read through its class.
+_C2S = Direction.CLIENT_TO_SERVER
 _CONTROL = SYN | FIN | RST
 
 _COUNTER_OF_TAG = {
@@ -148,6 +150,26 @@ _COUNTER_NAMES = tuple(field.name for field in fields(DirectionStats))[:14]
 class _Side:
     """The analysis state of one direction (the segments that one peer sends)."""
 
+    __slots__ = (
+        "counts",
+        "dup_acks",
+        "karn_limit",
+        "last_ack",
+        "last_ack_ts",
+        "last_tags",
+        "max_to_ack",
+        "next_seq",
+        "next_seq_ts",
+        "raw_window",
+        "rtt_max",
+        "rtt_min",
+        "rtt_smoothed",
+        "shift",
+        "syn_shift",
+        "unacked",
+        "window",
+    )
+
     def __init__(self) -> None:
         self.counts = dict.fromkeys(_COUNTER_NAMES, 0)
         self.next_seq: int | None = None  # highest sequence number sent, plus one
@@ -181,6 +203,14 @@ class _Side:
 class TcpAnalysis:
     """Wireshark-style analysis of one TCP connection (see the module docstring)."""
 
+    __slots__ = (
+        "_sides",
+        "_syn_ts",
+        "_synack_seen",
+        "_zeek",
+        "initial_rtt",
+    )
+
     def __init__(self) -> None:
         self._sides = {Direction.CLIENT_TO_SERVER: _Side(), Direction.SERVER_TO_CLIENT: _Side()}
         self._zeek = ZeekSummary()
@@ -210,6 +240,11 @@ class TcpAnalysis:
             self._take_rtt_sample(seg.ack, seg.ts, peer)
         mine.raw_window = raw_window
         mine.window = window
+        if not tags:
+            # Most segments get no flag: nothing to count, no retransmission, no zero window.
+            mine.last_tags = ()
+            self._zeek.observe(flags, seg.payload_len, direction, False, False)
+            return ()
         result = tuple(tags)
         mine.last_tags = result
         for tag in result:
@@ -271,7 +306,7 @@ class TcpAnalysis:
         if flags & SYN and not flags & RST:
             if mine.syn_shift is None:
                 mine.syn_shift = parse_options(seg.options).window_scale
-            if direction is Direction.CLIENT_TO_SERVER and not flags & ACK:
+            if direction is _C2S and not flags & ACK:
                 if self.initial_rtt is None:
                     # The most recent SYN, as tshark times its iRTT: after a lost SYN the
                     # handshake's RTT runs from the retransmitted one, not from the first.
@@ -283,7 +318,7 @@ class TcpAnalysis:
             self.initial_rtt is None
             and self._synack_seen
             and self._syn_ts is not None
-            and direction is Direction.CLIENT_TO_SERVER
+            and direction is _C2S
             and flags & ACK
         ):
             self.initial_rtt = seg.ts - self._syn_ts

@@ -34,13 +34,47 @@ class TcpStage(Enum):
     REFUSED = "refused"
     MIDSTREAM = "mid-stream"  # the handshake was not captured
 
+    # Members are singletons: identity hashing is correct and runs in C, not in Enum's __hash__.
+    __hash__ = object.__hash__
 
+
+# Module names for the members and directions: on Python 3.11 reading an Enum member
+# through its class costs several times a global lookup, and these run per segment.
+_SYN_SENT = TcpStage.SYN_SENT
+_SYN_ACK = TcpStage.SYN_ACK
+_ESTABLISHED = TcpStage.ESTABLISHED
+_CLOSING = TcpStage.CLOSING
+_CLOSED = TcpStage.CLOSED
+_RESET = TcpStage.RESET
+_REFUSED = TcpStage.REFUSED
+_MIDSTREAM = TcpStage.MIDSTREAM
+_C2S = Direction.CLIENT_TO_SERVER
+_S2C = Direction.SERVER_TO_CLIENT
+_FIN_BIT = {_C2S: 1, _S2C: 2}
+_BOTH_FINS = 3
 _ENDED = frozenset((TcpStage.CLOSED, TcpStage.RESET, TcpStage.REFUSED))
 _HANDSHAKE = frozenset((TcpStage.SYN_SENT, TcpStage.SYN_ACK))
 
 
 class TcpConnection:
     """Track one TCP connection from its segments (see the module docstring)."""
+
+    __slots__ = (
+        "_fins",
+        "_started",
+        "_streams",
+        "analysis",
+        "client",
+        "end_ts",
+        "established_ts",
+        "last_tags",
+        "last_ts",
+        "segments",
+        "server",
+        "stage",
+        "syn_ts",
+        "synack_ts",
+    )
 
     def __init__(
         self,
@@ -51,7 +85,7 @@ class TcpConnection:
     ) -> None:
         self.client = client
         self.server = server
-        self.stage = TcpStage.MIDSTREAM
+        self.stage = _MIDSTREAM
         self.syn_ts: float | None = None
         self.synack_ts: float | None = None
         self.established_ts: float | None = None  # the handshake-completing ACK, or the first segment mid-stream
@@ -61,10 +95,12 @@ class TcpConnection:
         self.analysis = TcpAnalysis()
         self.last_tags: tuple[str, ...] = ()  # the analysis flags of the last segment received
         self._started = False
-        self._fin_seen: set[Direction] = set()
+        # The directions that sent a FIN, as bits: an int, unlike a set, is not one more
+        # object per connection for the garbage collector to traverse.
+        self._fins = 0
         self._streams = {
-            Direction.CLIENT_TO_SERVER: StreamReassembler(max_held_bytes, ack_grace),
-            Direction.SERVER_TO_CLIENT: StreamReassembler(max_held_bytes, ack_grace),
+            _C2S: StreamReassembler(max_held_bytes, ack_grace),
+            _S2C: StreamReassembler(max_held_bytes, ack_grace),
         }
 
     @classmethod
@@ -100,8 +136,8 @@ class TcpConnection:
     def direction_of(self, seg: Segment) -> Direction:
         """Return which way ``seg`` travels."""
         if seg.src == self.client[0] and seg.sport == self.client[1]:
-            return Direction.CLIENT_TO_SERVER
-        return Direction.SERVER_TO_CLIENT
+            return _C2S
+        return _S2C
 
     def receive(self, seg: Segment) -> tuple[Direction, list[StreamEvent]]:
         """Take one segment of this connection; return its direction and the stream events it released."""
@@ -176,7 +212,8 @@ class TcpConnection:
     @property
     def has_pending_holes(self) -> bool:
         """True while either direction keeps segments behind a hole."""
-        return any(stream.has_hole for stream in self._streams.values())
+        streams = self._streams
+        return streams[_C2S].has_hole or streams[_S2C].has_hole
 
     @property
     def closed(self) -> bool:
@@ -186,15 +223,15 @@ class TcpConnection:
     def _update_stage(self, direction: Direction, flags: int, ts: float) -> None:
         first = not self._started
         self._started = True
-        from_client = direction is Direction.CLIENT_TO_SERVER
+        from_client = direction is _C2S
 
         if flags & RST:
             # A reset in reply to a SYN means no process listens on that port
             # (RFC 9293, section 3.10.7.3).
-            if self.stage is TcpStage.SYN_SENT and not from_client:
-                self.stage = TcpStage.REFUSED
+            if self.stage is _SYN_SENT and not from_client:
+                self.stage = _REFUSED
             else:
-                self.stage = TcpStage.RESET
+                self.stage = _RESET
             self.end_ts = ts
             return
         if flags & SYN:
@@ -205,7 +242,7 @@ class TcpConnection:
         elif flags & ACK and self.stage in _HANDSHAKE:
             # The client's ACK of the SYN-ACK, or any later segment when the
             # capture missed that ACK.
-            self.stage = TcpStage.ESTABLISHED
+            self.stage = _ESTABLISHED
             self.established_ts = ts
         if flags & FIN:
             self._on_fin(direction, ts)
@@ -214,27 +251,27 @@ class TcpConnection:
         if from_client and not flags & ACK:
             if self.syn_ts is None:
                 self.syn_ts = ts
-            if self.stage in (TcpStage.MIDSTREAM, TcpStage.REFUSED) and self.synack_ts is None:
-                self.stage = TcpStage.SYN_SENT
+            if self.stage in (_MIDSTREAM, _REFUSED) and self.synack_ts is None:
+                self.stage = _SYN_SENT
         elif not from_client and flags & ACK:
             if self.synack_ts is None:
                 self.synack_ts = ts
             # A SYN-ACK after a reset of the SYN means the reset was injected
             # or stale, so the handshake goes on.
-            if self.stage in (TcpStage.MIDSTREAM, TcpStage.SYN_SENT, TcpStage.REFUSED, TcpStage.RESET):
+            if self.stage in (_MIDSTREAM, _SYN_SENT, _REFUSED, _RESET):
                 if self.established_ts is None:
-                    self.stage = TcpStage.SYN_ACK
+                    self.stage = _SYN_ACK
                     self.end_ts = None
         if flags & FIN:
-            self._on_fin(Direction.CLIENT_TO_SERVER if from_client else Direction.SERVER_TO_CLIENT, ts)
+            self._on_fin(_C2S if from_client else _S2C, ts)
 
     def _on_fin(self, direction: Direction, ts: float) -> None:
-        self._fin_seen.add(direction)
-        if self.stage in (TcpStage.RESET, TcpStage.REFUSED):
+        self._fins |= _FIN_BIT[direction]
+        if self.stage in (_RESET, _REFUSED):
             return
-        if len(self._fin_seen) == 2:
-            if self.stage is not TcpStage.CLOSED:
-                self.stage = TcpStage.CLOSED
+        if self._fins == _BOTH_FINS:
+            if self.stage is not _CLOSED:
+                self.stage = _CLOSED
                 self.end_ts = ts
         else:
-            self.stage = TcpStage.CLOSING
+            self.stage = _CLOSING

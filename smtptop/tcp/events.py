@@ -13,7 +13,9 @@ class GapReason(Enum):
     NOT_CAPTURED = "not-captured"  # on the wire, but the snaplen cut them off
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: built per packet or per line, and a frozen dataclass sets each field through
+# object.__setattr__. Nothing changes one after it is made; unsafe_hash keeps it hashable.
+@dataclass(slots=True, unsafe_hash=True)
 class StreamData:
     """In-order bytes of one direction, delivered exactly once.
 

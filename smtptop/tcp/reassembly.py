@@ -77,6 +77,27 @@ class StreamReassembler:
     bytes past a hole before ``expire`` releases the hole.
     """
 
+    __slots__ = (
+        "_acked",
+        "_fin_position",
+        "_held",
+        "_held_bytes",
+        "_held_starts",
+        "_hole_acked_ts",
+        "_next",
+        "ack_grace",
+        "delivered_bytes",
+        "isn",
+        "lost_bytes",
+        "max_held_bytes",
+        "max_held_segments",
+        "not_captured_bytes",
+        "out_of_order",
+        "out_of_window",
+        "retransmissions",
+        "retransmitted_bytes",
+    )
+
     def __init__(
         self,
         max_held_bytes: int = DEFAULT_MAX_HELD_BYTES,

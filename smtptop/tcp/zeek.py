@@ -34,6 +34,21 @@ class EndpointState(Enum):
     CLOSED = "closed"
     RESET = "reset"
 
+    # Members are singletons: identity hashing is correct and runs in C, not in Enum's __hash__.
+    __hash__ = object.__hash__
+
+
+# Module names for the members and directions: on Python 3.11 reading an Enum member
+# through its class costs several times a global lookup, and these run per segment.
+_INACTIVE = EndpointState.INACTIVE
+_SYN_SENT = EndpointState.SYN_SENT
+_SYN_ACK_SENT = EndpointState.SYN_ACK_SENT
+_PARTIAL = EndpointState.PARTIAL
+_ESTABLISHED = EndpointState.ESTABLISHED
+_CLOSED = EndpointState.CLOSED
+_RESET = EndpointState.RESET
+_C2S = Direction.CLIENT_TO_SERVER
+_S2C = Direction.SERVER_TO_CLIENT
 
 _HANDSHAKING = frozenset((EndpointState.SYN_SENT, EndpointState.SYN_ACK_SENT))
 _QUIET = frozenset((EndpointState.INACTIVE, EndpointState.PARTIAL))
@@ -45,14 +60,22 @@ _RSTOS0_HISTORY = re.compile(r"\^?S[^HAFGIQ]*R.*")
 class ZeekSummary:
     """Zeek's conn_state and history of one connection, built one segment at a time."""
 
+    __slots__ = (
+        "_client_bytes",
+        "_letters",
+        "_repeats",
+        "_server_bytes",
+        "_states",
+    )
+
     def __init__(self) -> None:
         self._states = {
-            Direction.CLIENT_TO_SERVER: EndpointState.INACTIVE,
-            Direction.SERVER_TO_CLIENT: EndpointState.INACTIVE,
+            _C2S: _INACTIVE,
+            _S2C: _INACTIVE,
         }
-        self._bytes = {Direction.CLIENT_TO_SERVER: 0, Direction.SERVER_TO_CLIENT: 0}
+        self._client_bytes = 0
+        self._server_bytes = 0
         self._letters: list[str] = []
-        self._seen: set[str] = set()
         self._repeats: dict[str, int] = {}
 
     def observe(
@@ -64,7 +87,10 @@ class ZeekSummary:
         zero_window: bool,
     ) -> None:
         """Update the endpoint states and history from one segment."""
-        self._bytes[direction] += payload_len
+        if direction is _C2S:
+            self._client_bytes += payload_len
+        else:
+            self._server_bytes += payload_len
         self._update_state(flags, direction)
         for letter in self._letters_of(flags, payload_len, retransmission, zero_window):
             self._record(letter, direction)
@@ -75,28 +101,28 @@ class ZeekSummary:
 
     def state(self) -> str:
         """Return Zeek's conn_state code for what was seen so far."""
-        origin = self._states[Direction.CLIENT_TO_SERVER]
-        responder = self._states[Direction.SERVER_TO_CLIENT]
+        origin = self._states[_C2S]
+        responder = self._states[_S2C]
         origin_quiet = origin in _QUIET
         responder_quiet = responder in _QUIET
-        if responder is EndpointState.RESET:
-            no_payload = not any(self._bytes.values())
-            if origin in _HANDSHAKING or (origin is EndpointState.RESET and no_payload):
+        if responder is _RESET:
+            no_payload = not (self._client_bytes or self._server_bytes)
+            if origin in _HANDSHAKING or (origin is _RESET and no_payload):
                 return "REJ"
             return "RSTRH" if origin_quiet else "RSTR"
-        if origin is EndpointState.RESET:
+        if origin is _RESET:
             if responder_quiet:
                 return "RSTOS0" if _RSTOS0_HISTORY.fullmatch(self.history()) else "OTH"
             return "RSTO"
-        if origin is EndpointState.CLOSED and responder is EndpointState.CLOSED:
+        if origin is _CLOSED and responder is _CLOSED:
             return "SF"
-        if origin is EndpointState.CLOSED:
+        if origin is _CLOSED:
             return "SH" if responder_quiet else "S2"
-        if responder is EndpointState.CLOSED:
+        if responder is _CLOSED:
             return "SHR" if origin_quiet else "S3"
-        if origin is EndpointState.SYN_SENT and responder is EndpointState.INACTIVE:
+        if origin is _SYN_SENT and responder is _INACTIVE:
             return "S0"
-        if origin is EndpointState.ESTABLISHED and responder is EndpointState.ESTABLISHED:
+        if origin is _ESTABLISHED and responder is _ESTABLISHED:
             return "S1"
         return "OTH"
 
@@ -104,24 +130,24 @@ class ZeekSummary:
         states = self._states
         mine = states[direction]
         peer = states[direction.reverse]
-        if mine is EndpointState.RESET:
+        if mine is _RESET:
             return
         if flags & RST:
-            states[direction] = EndpointState.RESET
+            states[direction] = _RESET
             return
         if flags & SYN:
-            if mine in (EndpointState.INACTIVE, EndpointState.SYN_SENT):
+            if mine in (_INACTIVE, _SYN_SENT):
                 states[direction] = (
-                    EndpointState.SYN_ACK_SENT if flags & ACK else EndpointState.SYN_SENT
+                    _SYN_ACK_SENT if flags & ACK else _SYN_SENT
                 )
-        elif mine is EndpointState.INACTIVE:
-            states[direction] = EndpointState.PARTIAL
+        elif mine is _INACTIVE:
+            states[direction] = _PARTIAL
         elif flags & ACK and mine in _HANDSHAKING and peer in _HANDSHAKING and mine is not peer:
             # The ACK that completes the handshake (or data that implies it).
-            states[direction] = EndpointState.ESTABLISHED
-            states[direction.reverse] = EndpointState.ESTABLISHED
-        if flags & FIN and states[direction] is not EndpointState.RESET:
-            states[direction] = EndpointState.CLOSED
+            states[direction] = _ESTABLISHED
+            states[direction.reverse] = _ESTABLISHED
+        if flags & FIN and states[direction] is not _RESET:
+            states[direction] = _CLOSED
 
     @staticmethod
     def _letters_of(
@@ -149,15 +175,16 @@ class ZeekSummary:
         return letters
 
     def _record(self, letter: str, direction: Direction) -> None:
-        recorded = letter if direction is Direction.CLIENT_TO_SERVER else letter.lower()
+        recorded = letter if direction is _C2S else letter.lower()
         if letter in _LOGARITHMIC:
             count = self._repeats.get(recorded, 0) + 1
             self._repeats[recorded] = count
             if _is_power_of_ten(count):
                 self._letters.append(recorded)
             return
-        if recorded not in self._seen:
-            self._seen.add(recorded)
+        # A letter that is not logarithmic appears once, so the short history itself shows
+        # whether it was seen.
+        if recorded not in self._letters:
             self._letters.append(recorded)
 
 
