@@ -39,6 +39,7 @@ class CaptureDrain:
         self.max_bytes = max_bytes
         self._batches: deque[list[Frame]] = deque()
         self._queued_bytes = 0
+        self._queued_frames = 0
         self._dropped = 0
         self._peak_bytes = 0
         self._error: CaptureError | None = None
@@ -62,6 +63,13 @@ class CaptureDrain:
         """Frames dropped because the queue was full."""
         with self._ready:
             return self._dropped
+
+    def backlog(self) -> tuple[int, float | None]:
+        """Return the frames waiting in the queue and the capture time of the oldest (None when empty)."""
+        with self._ready:
+            if not self._batches:
+                return 0, None
+            return self._queued_frames, self._batches[0][0][0]
 
     @property
     def peak_bytes(self) -> int:
@@ -94,6 +102,7 @@ class CaptureDrain:
                     frames.extend(batch[:room])
                     self._batches[0] = batch[room:]
             self._queued_bytes -= _size(frames)
+            self._queued_frames -= len(frames)
             return frames
 
     def _run(self) -> None:
@@ -129,6 +138,7 @@ class CaptureDrain:
                 return
             self._batches.append(batch)
             self._queued_bytes += size
+            self._queued_frames += len(batch)
             self._peak_bytes = max(self._peak_bytes, self._queued_bytes)
             self._ready.notify()
 

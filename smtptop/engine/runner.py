@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Collection
+from dataclasses import dataclass
 
 from smtptop.capture.drain import CaptureDrain
 from smtptop.capture.errors import CaptureError
@@ -33,6 +34,19 @@ FEED_FRAMES = 250
 STOP_FEED_SECONDS = 1.0
 # How long stopping waits for the recorder to write its queue and close the current file.
 RECORDER_CLOSE_SECONDS = 10.0
+
+
+# From this far behind, the dashboard says so and measures idle times on the capture
+# clock, since the wall clock runs ahead of the packets still queued.
+BEHIND_SHOWN_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """Frames captured live but not yet analysed, and how long the oldest has waited."""
+
+    frames: int
+    seconds: float
 
 
 class CaptureRunner:
@@ -87,6 +101,14 @@ class CaptureRunner:
     def queue_peak_bytes(self) -> int:
         """The maximum the live capture queue held (see CaptureDrain.peak_bytes); 0 for files."""
         return self._drain.peak_bytes if self._drain is not None else 0
+
+    def backlog(self) -> Backlog | None:
+        """Return what the live capture queue holds for the engine; None for files."""
+        if self._drain is None:
+            return None
+        frames, oldest = self._drain.backlog()
+        behind = max(time.time() - oldest, 0.0) if oldest is not None else 0.0
+        return Backlog(frames, behind)
 
     def is_running(self) -> bool:
         return self._thread.is_alive()
@@ -159,7 +181,10 @@ class CaptureRunner:
                 if self.recorder is not None:
                     self.recorder.submit(frames)
                 continue
-            self._feed(frames, time.time())
+            # While frames wait in the queue, the wall clock runs ahead of the packets,
+            # so it would age the conversations by the queue's delay.
+            queued, _ = drain.backlog()
+            self._feed(frames, None if queued else time.time())
             kernel, interface = capture.drops()
             self.engine.set_drops(kernel, interface, drain.dropped)
 

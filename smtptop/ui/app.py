@@ -16,6 +16,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
 
+from smtptop.engine.runner import BEHIND_SHOWN_SECONDS
 from smtptop.engine.snapshot import ConversationDetail, Snapshot
 from smtptop.text.timefmt import TimeDisplay
 from smtptop.ui.compare import CompareScreen
@@ -89,10 +90,16 @@ class SmtpTopApp(App[None]):
         """Return the time that ages and idle times are measured against.
 
         Live captures use the later of the newest packet time and the wall
-        clock, so a conversation keeps ageing while no packets arrive. A file
+        clock, so a conversation keeps ageing while no packets arrive, except
+        while the analysis is behind the capture: then packet time. A file
         replay uses only packet time, so its numbers do not depend on when it is
         replayed.
         """
+        backlog = self.dashboard.backlog
+        if backlog is not None and backlog.seconds >= BEHIND_SHOWN_SECONDS:
+            # The analysis is behind: the wall clock would count the time packets wait in
+            # the queue as idle time and flag conversations as stalled that are not.
+            return capture_now
         if self.live:
             return max(capture_now, time.time())
         return capture_now
@@ -108,6 +115,8 @@ class SmtpTopApp(App[None]):
         capture_now = snapshot.stats.now if snapshot is not None else 0.0
         recording = getattr(self.source, "recording", None)
         self.dashboard.recording = recording() if recording is not None else None
+        backlog = getattr(self.source, "backlog", None)
+        self.dashboard.backlog = backlog() if backlog is not None else None
         self.dashboard.show_snapshot(snapshot, self.display_now(capture_now), error)
         screen = self.screen
         if isinstance(screen, ConversationScreen):

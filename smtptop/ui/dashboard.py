@@ -21,6 +21,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
+from smtptop.engine.runner import BEHIND_SHOWN_SECONDS, Backlog
 from smtptop.engine.snapshot import CaptureStats, ConversationRow, Snapshot
 from smtptop.record import RecorderStats
 from smtptop.text.printable import printable
@@ -90,6 +91,7 @@ def header_text(
     marked: int = 0,
     status: str = "",
     recording: RecorderStats | None = None,
+    backlog: Backlog | None = None,
 ) -> Text:
     """Build the header above the conversation table: counters, loss, the view's settings, the marks, a status message and any error."""
     text = Text(no_wrap=True, overflow="ellipsis")
@@ -99,6 +101,7 @@ def header_text(
         _append_counters(text, stats)
         text.append("\n")
         _append_loss(text, stats, tcp_totals or TcpTotals())
+        _append_backlog(text, backlog)
         text.append("\n")
         _append_memory(text, stats)
     if recording is not None:
@@ -220,13 +223,21 @@ def compare_status(marked: int) -> str:
 def _drops(stats: CaptureStats) -> str:
     if stats.kernel_drops is None and stats.interface_drops is None:
         return "n/a"
-    kernel = "n/a" if stats.kernel_drops is None else f"{stats.kernel_drops:,}"
-    if stats.interface_drops is None:
-        return kernel
-    details = f"interface {stats.interface_drops:,}"
+    parts = ["kernel " + ("n/a" if stats.kernel_drops is None else f"{stats.kernel_drops:,}")]
+    if stats.interface_drops is not None:
+        parts.append(f"interface {stats.interface_drops:,}")
     if stats.queue_drops is not None:
-        details += f", queue {stats.queue_drops:,}"
-    return f"{kernel} ({details})"
+        parts.append(f"queue {stats.queue_drops:,}")
+    return ", ".join(parts)
+
+
+def _append_backlog(text: Text, backlog: Backlog | None) -> None:
+    """Say how far the analysis is behind the capture, once that is noticeable."""
+    if backlog is None or backlog.seconds < BEHIND_SHOWN_SECONDS:
+        return
+    text.append(
+        f"  behind {backlog.seconds:,.1f} s ({backlog.frames:,} packets queued)", style=WINDOW_STYLE
+    )
 
 
 class DashboardScreen(Screen[None]):
@@ -265,6 +276,8 @@ class DashboardScreen(Screen[None]):
         self.marked: list[int] = []
         # The recorder's counters from the app's last refresh; None when nothing is recorded.
         self.recording: RecorderStats | None = None
+        # The live capture queue from the app's last refresh; None for files.
+        self.backlog: Backlog | None = None
         # What the last key press could not do, shown in the header until the marks change.
         self.status = ""
         # Widget.is_mounted turns true only after on_mount returns, too late for on_mount itself.
@@ -349,6 +362,7 @@ class DashboardScreen(Screen[None]):
             marked=len(self.marked),
             status=self.status,
             recording=self.recording,
+            backlog=self.backlog,
         )
         self.query_one("#header", Static).update(header)
 

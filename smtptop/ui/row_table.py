@@ -128,12 +128,20 @@ class RowTable(ScrollView, can_focus=True):
         return self._cells_for(key)[self._column_index[column_key]]
 
     def sync(self, keys: Sequence[str]) -> None:
-        """Show the rows ``keys`` in this order, keep the cursor on its row, and redraw."""
+        """Show the rows ``keys`` in this order and redraw.
+
+        A cursor on the first row stays on the first row, as in top, so the
+        head of the order (the newest conversations by default) stays in view.
+        Elsewhere the cursor stays on its row's key.
+        """
         cursor_key = self.cursor_key
+        at_top = self.cursor_row == 0
         self._keys = list(keys)
         self._positions = {key: index for index, key in enumerate(self._keys)}
         self._update_virtual_size()
-        if cursor_key is not None and cursor_key in self._positions:
+        if at_top:
+            self.move_cursor(0)
+        elif cursor_key is not None and cursor_key in self._positions:
             self.move_cursor(self._positions[cursor_key])
         else:
             self.move_cursor(min(self.cursor_row, max(len(self._keys) - 1, 0)))

@@ -8,6 +8,7 @@ import io
 from rich.console import Console
 from textual.widgets import Input, Static
 
+from smtptop.engine.runner import Backlog
 from smtptop.engine.snapshot import Snapshot
 from smtptop.ui.app import SmtpTopApp
 from smtptop.ui.help import HelpScreen
@@ -84,7 +85,7 @@ async def test_header_shows_drops_and_error() -> None:
         await pilot.pause()
         text = header(app)
 
-        assert "drops 17 (interface 0)" in text
+        assert "drops kernel 17, interface 0" in text
         assert "error: corrupt record at 0x1f40" in text
 
 
@@ -97,7 +98,7 @@ async def test_header_shows_queue_drops() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
 
-        assert "drops 0 (interface 0, queue 250)" in header(app)
+        assert "drops kernel 0, interface 0, queue 250" in header(app)
 
 
 async def test_changed_cell_updates_in_place() -> None:
@@ -353,3 +354,58 @@ async def test_screenshot_saves_svg(tmp_path) -> None:
 
     assert (tmp_path / "dashboard.svg").read_text().startswith("<svg")
     assert path.endswith("dashboard.svg")
+
+
+async def test_cursor_on_first_row_stays_on_top() -> None:
+    source = sample_source()
+    app = make_app(source)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert table(app).cursor_row == 0
+
+        snapshot = source.snapshot()
+        newcomer = dataclasses.replace(
+            snapshot.rows[2], key=9, start=T0 + 59.0, client="10.0.0.9:41000"
+        )
+        source.update(Snapshot(stats=snapshot.stats, rows=(*snapshot.rows, newcomer)))
+        app.refresh_from_source()
+        await pilot.pause()
+
+        assert table(app).row_keys()[0] == "9"
+        assert table(app).cursor_key == "9"
+
+        await pilot.press("O")
+        await pilot.pause()
+
+        assert table(app).cursor_row == 0
+        assert table(app).cursor_key == table(app).row_keys()[0]
+
+
+class BacklogSource(StaticSource):
+    """A live source whose capture queue is ``seconds`` behind."""
+
+    def __init__(self, source: StaticSource, seconds: float) -> None:
+        super().__init__(source.snapshot(), source._details)
+        self.seconds = seconds
+
+    def backlog(self) -> Backlog:
+        return Backlog(frames=4_000, seconds=self.seconds)
+
+
+async def test_backlog_shown_and_idle_on_capture_clock() -> None:
+    # The capture clock says T0 + 60 s; the wall clock is much later. A live app
+    # would count that difference as idle time, unless the analysis is behind.
+    source = BacklogSource(sample_source(), seconds=12.5)
+    app = SmtpTopApp(source, live=True, refresh_hz=0.1)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+
+        assert "behind 12.5 s (4,000 packets queued)" in header(app)
+        assert cell(app, STALLED_KEY, "idle").plain == "59 s"
+
+        source.seconds = 0.2
+        app.refresh_from_source()
+        await pilot.pause()
+
+        assert "behind" not in header(app)
+        assert cell(app, STALLED_KEY, "idle").plain != "59 s"

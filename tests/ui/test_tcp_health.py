@@ -157,7 +157,7 @@ def test_header_puts_capture_loss_beside_drops() -> None:
     )
     second = text.plain.splitlines()[1]
 
-    assert second.startswith("drops 3  lost segments 4  ACKed unseen 5")
+    assert second.startswith("drops kernel 3  lost segments 4  ACKed unseen 5")
     assert second.endswith("open: retrans 7  dup ACKs 8  zero windows 9")
 
 
