@@ -88,23 +88,48 @@ def first_unreadable(needed: list[NeededPath]) -> int | None:
     return None
 
 
+def closed_directory(path: str) -> str | None:
+    """Return the first directory on the way to ``path`` that this process cannot enter, or None."""
+    parts = os.path.abspath(path).split(os.sep)[1:-1]
+    directory = os.sep
+    for part in parts:
+        directory = os.path.join(directory, part)
+        if not os.access(directory, os.X_OK):
+            return directory
+    return None
+
+
 def check_readable_as(owner: FileOwner, needed: list[NeededPath]) -> None:
     """Raise RecordError unless ``owner`` can read every path in ``needed``; needs root."""
-    reply = run_as(owner, lambda: str(first_unreadable(needed)))
-    if reply == "None":
+
+    def probe() -> str:
+        index = first_unreadable(needed)
+        if index is None:
+            return ""
+        return f"{index}\0{closed_directory(needed[index].path) or ''}"
+
+    reply = run_as(owner, probe)
+    if not reply:
         return
-    if not reply.isdigit() or int(reply) >= len(needed):
+    index_text, _, closed = reply.partition("\0")
+    if not index_text.isdigit() or int(index_text) >= len(needed):
         raise RecordError(
             f"-Z {owner.name}: could not check as user {owner.name} which files it can read"
         )
 
-    item = needed[int(reply)]
-    action = "enter and list" if item.is_directory else "read"
+    item = needed[int(index_text)]
+    if closed:
+        problem = f"cannot enter {closed}, so it cannot reach {item.path} ({item.purpose})"
+        fix = f"give {owner.name} access to {closed}"
+    else:
+        action = "enter and list" if item.is_directory else "read"
+        problem = f"cannot {action} {item.path} ({item.purpose})"
+        fix = f"make it readable for {owner.name}"
     raise RecordError(
-        f"-Z {owner.name}: user {owner.name} cannot {action} {item.path} ({item.purpose}), "
-        f"and smtptop runs as {owner.name} after capture starts; make it readable for "
-        f"{owner.name}, install smtptop where {owner.name} can read it (for example a "
-        "virtual environment under /opt), or leave out -Z"
+        f"-Z {owner.name}: user {owner.name} {problem}, and smtptop runs as {owner.name} "
+        f"once capture starts; {fix}, install smtptop with a Python that {owner.name} can "
+        "read (for example a virtual environment made with /usr/bin/python3 under /opt), "
+        "or leave out -Z"
     )
 
 

@@ -152,7 +152,7 @@ def test_unreadable_keylog_rejected_before_capture(
 
     assert result.returncode == 2
     assert result.stdout == ""
-    assert f"-Z {USER}: user {USER} cannot read {keylog}" in result.stderr
+    assert f"-Z {USER}: user {USER} cannot enter {keylog.parent}, so it cannot reach {keylog}" in result.stderr
     assert "TLS key log" in result.stderr
     assert "leave out -Z" in result.stderr
     assert list(shared_dir.iterdir()) == []

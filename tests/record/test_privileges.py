@@ -104,3 +104,23 @@ def test_readable_paths_accepted(shared_dir: Path) -> None:
             NeededPath(str(readable), "a Python module", is_directory=False),
         ],
     )
+
+
+@needs_root_and_other_user
+def test_closed_parent_directory_named(shared_dir: Path) -> None:
+    shared_dir.chmod(0o755)
+    closed = shared_dir / "closed"
+    closed.mkdir(mode=0o700)
+    inside = closed / "lib"
+    inside.mkdir(mode=0o755)
+
+    with pytest.raises(RecordError) as failure:
+        check_readable_as(
+            resolve_user(USER),
+            [NeededPath(str(inside), "Python modules are imported from it", is_directory=True)],
+        )
+
+    message = str(failure.value)
+    assert f"user {USER} cannot enter {closed}, so it cannot reach {inside}" in message
+    assert f"give {USER} access to {closed}" in message
+    assert "a virtual environment made with /usr/bin/python3" in message
