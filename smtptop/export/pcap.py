@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable
 
 from smtptop.capture.files import Frame
+from smtptop.export.private import open_private_binary
 from smtptop.record.pcapfile import dump
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def write_pcap(path: str, link_type: int, snaplen: int, frames: Iterable[Frame])
     partial file is removed and ``ExportError`` is raised.
     """
     try:
-        stream = open(path, "wb")  # noqa: SIM115  (open errors and write errors get different handling)
+        stream = open_private_binary(path)
     except OSError as error:
         raise ExportError(write_failure(path, error)) from None
 

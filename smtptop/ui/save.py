@@ -26,6 +26,7 @@ from textual.widgets import Input, Label, RadioButton, RadioSet, Static
 
 from smtptop.capture.files import Frame
 from smtptop.export.pcap import ExportError, write_failure, write_pcap
+from smtptop.export.private import open_private_text
 from smtptop.export.transcript import transcript_text
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def save_text(transcripts: Mapping[int, str], path: str) -> SaveResult:
     if not transcripts:
         raise ExportError("none of these conversations is still tracked; nothing to save")
     try:
-        with open(path, "w", encoding="utf-8") as stream:
+        with open_private_text(path) as stream:
             stream.write("\n".join(transcripts.values()))
     except OSError as error:
         raise ExportError(write_failure(path, error)) from None

@@ -8,6 +8,7 @@ import pytest
 
 from smtptop.config import EngineConfig
 from smtptop.export.pcap import ExportError, write_pcap
+from smtptop.ui.save import save_text
 from tests.export.frames import read_engine, stream_filter, tshark_frames
 from tests.support import PUBLIC_CAPTURES
 
@@ -86,3 +87,16 @@ def test_directory_as_path_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ExportError) as raised:
         write_pcap(str(tmp_path), 1, 262144, [])
     assert "is a directory" in str(raised.value)
+
+
+def test_exported_files_private(tmp_path: Path) -> None:
+    engine, snaplen = read_engine(AUTH_MULTI)
+    frames, _ = engine.frames_for([row.key for row in engine.snapshot().rows])
+    capture = tmp_path / "auth.pcap"
+    text = tmp_path / "auth.txt"
+
+    write_pcap(str(capture), engine.link_type, snaplen, frames)
+    save_text({1: "C: AUTH PLAIN ********"}, str(text))
+
+    assert capture.stat().st_mode & 0o777 == 0o600
+    assert text.stat().st_mode & 0o777 == 0o600
