@@ -290,7 +290,7 @@ class DashboardScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="header")
         yield TrafficPanel(id="traffic")
-        yield Input(placeholder="filter: client, server, stage or command", id="filter")
+        yield Input(placeholder="filter: client, server, stage, TLS mode, last command or last reply", id="filter")
         yield RowTable(CONVERSATION_COLUMNS, self._cells_for_key, id="conversations")
         yield Footer()
 

@@ -6,15 +6,23 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Footer, Static
+
+from smtptop.metrics.traffic import DEFAULT_MAX_SAMPLES_PER_PHASE as CAP
 
 KEYS = (
     ("Dashboard", ""),
     ("↑ ↓ PgUp PgDn Home End", "move the cursor between conversations"),
     ("Enter", "open the conversation under the cursor"),
-    ("/", "filter rows by client, server, stage or command (Enter applies)"),
+    (
+        "/",
+        (
+            "filter rows by text in the client, server, stage, TLS mode, last command or last"
+            " reply, in any case (Enter applies)"
+        ),
+    ),
     ("!", "show only stalled conversations, or all again"),
     ("e", "show only conversations with a 4xx or 5xx reply, or all again"),
     ("T", "TLS filter: plain, STARTTLS, implicit, all"),
@@ -43,6 +51,13 @@ KEYS = (
     ("R", "show AUTH credentials after a confirmation, or mask them again"),
     ("?", "this help"),
     ("Columns and counters", ""),
+    (
+        f"n {CAP:,}+",
+        (
+            f"traffic panel: the phase reached the {CAP:,} latencies kept per phase, so its count"
+            f" is a minimum and its percentiles cover the newest {CAP:,}"
+        ),
+    ),
     ("rtx dup 0w", "retransmissions, duplicate ACKs and zero windows, both directions"),
     ("lost segments", "gaps in a sender's sequence numbers: lost in the network or by the capture"),
     ("ACKed unseen", "segments the peer acknowledged but the capture never saw: lost by the capture"),
@@ -63,7 +78,12 @@ def help_table() -> Table:
 
 
 class HelpScreen(ModalScreen[None]):
-    """A modal list of the key bindings; any of Esc, q or ? closes it."""
+    """A modal list of the key bindings, closed by Esc, q or ?.
+
+    The list is taller than a small terminal, so it scrolls. The scroll
+    container takes the focus, so the arrow, page, Home and End keys and the
+    mouse wheel move it.
+    """
 
     BINDINGS = [
         Binding("escape", "dismiss", "Close"),
@@ -72,6 +92,12 @@ class HelpScreen(ModalScreen[None]):
     ]
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="help"):
-            yield Static(Text("smtptop keys", style="bold"), id="help-title")
+        # The title sits in the border so that it stays in view while the keys scroll.
+        with VerticalScroll(id="help") as scroll:
+            scroll.border_title = "smtptop keys"
             yield Static(help_table(), id="help-keys")
+        # Its own footer, so the box stops above it and the keys shown are the ones that work here.
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#help", VerticalScroll).focus()

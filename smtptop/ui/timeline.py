@@ -44,8 +44,13 @@ TIMELINE_COLUMNS = (
     Column(LATENCY_LABEL, "latency", 8 + BAR_WIDTH),
 )
 
+# Phase names are as long as "handshake ACK" and "AUTH response", and a
+# command's phase is named by the client's verb, so the column fits its
+# content and PHASE_NAME_CHARS bounds an unusually long verb.
+PHASE_NAME_CHARS = 24
+
 PHASE_COLUMNS = (
-    Column("phase", "phase", 12),
+    Column("phase", "phase", None),
     Column(TimeDisplay.ABSOLUTE.value, "start", 15),
     Column("first byte", "first_byte", 10),
     Column("complete", "complete", 10),
@@ -231,7 +236,9 @@ def phase_rows(
             (
                 str(index),
                 [
-                    Text(printable(phase.phase), style=style, no_wrap=True, end=""),
+                    Text(
+                        printable(phase.phase, PHASE_NAME_CHARS), style=style, no_wrap=True, end=""
+                    ),
                     Text(format_time(display, phase.start, start, previous), no_wrap=True, end=""),
                     Text(first_byte, style=style, end=""),
                     complete,

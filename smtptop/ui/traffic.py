@@ -16,12 +16,15 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Sparkline, Static
 
 from smtptop.engine.snapshot import Percentiles, TrafficStats
+from smtptop.metrics.traffic import DEFAULT_MAX_SAMPLES_PER_PHASE
 from smtptop.text.printable import printable
 from smtptop.text.timefmt import format_duration
 
 # Rows of content in the panel, below which it draws a one-row border: the
 # percentile table's header and eight phases fit, enough for a whole dialogue
-# from greeting to QUIT. The stylesheet's #traffic height must match.
+# from greeting to QUIT. The rates column beside it uses six: two rates, two
+# sparklines and REPLY_CLASS_ROWS of reply classes. The stylesheet's #traffic
+# height must match.
 PANEL_ROWS = 9
 MAX_PHASE_ROWS = PANEL_ROWS - 1
 MAX_TOP_ROWS = PANEL_ROWS - 1
@@ -38,15 +41,41 @@ def rate_text(label: str, per_second: float, window_seconds: float) -> Text:
     return text
 
 
-def reply_classes_text(classes: Sequence[tuple[str, int]]) -> Text:
-    """Build the reply class counts line, e.g. "replies 2xx 120  4xx 3  5xx 1"."""
+def window_phrase(window_seconds: float) -> str:
+    """Name the sliding window for an empty count, e.g. "the last minute" or "the last 30 s"."""
+    if window_seconds == 60:
+        return "the last minute"
+    return f"the last {format_duration(window_seconds)}"
+
+
+# Reply classes per line: two lines of two, so that 4xx and 5xx never fall off
+# the right edge of the rates column, with counts of up to seven digits.
+REPLY_CLASSES_PER_LINE = 2
+REPLY_CLASS_ROWS = 2
+
+
+def reply_classes_text(classes: Sequence[tuple[str, int]], window_seconds: float) -> Text:
+    """Build the reply class counts, two classes a line with the counts aligned.
+
+    For example::
+
+        replies 2xx 11,249  3xx 1,871
+                4xx     12  5xx     3
+    """
     text = Text("replies", no_wrap=True, overflow="ellipsis")
-    for name, count in classes:
+    if not any(count for _, count in classes):
+        # After a quiet spell the counts are all zero: say so rather than show "2xx 0".
+        text.append(f" none in {window_phrase(window_seconds)}", style="dim")
+        return text
+    width = max(len(f"{count:,}") for _, count in classes)
+    for index, (name, count) in enumerate(classes):
+        if index % REPLY_CLASSES_PER_LINE:
+            text.append(" ")
+        elif index:
+            text.append("\n" + " " * len("replies"))
         style = REPLY_CLASS_STYLES.get(name, "") if count else "dim"
-        text.append(f"  {printable(name)} ")
-        text.append(f"{count:,}", style=style)
-    if not classes:
-        text.append("  none yet", style="dim")
+        text.append(f" {printable(name)} ")
+        text.append(f"{count:>{width},}", style=style)
     return text
 
 
@@ -59,7 +88,18 @@ def _phase_rank(item: tuple[str, Percentiles]) -> int:
     return PHASE_PRIORITY.index(name) if name in PHASE_PRIORITY else len(PHASE_PRIORITY)
 
 
-def percentile_table(phases: Sequence[tuple[str, Percentiles]]) -> Table:
+def sample_count_text(count: int) -> str:
+    """Format a phase's sample count, "10,000+" when the meter's per-phase cap was reached.
+
+    The meter keeps only the newest samples of a phase, so at the cap the
+    true count in the window is unknown: at least this many.
+    """
+    if count >= DEFAULT_MAX_SAMPLES_PER_PHASE:
+        return f"{count:,}+"
+    return f"{count:,}"
+
+
+def percentile_table(phases: Sequence[tuple[str, Percentiles]], window_seconds: float) -> Table:
     """Build the per-phase latency table; phases past ``MAX_PHASE_ROWS`` are counted in the last row."""
     phases = sorted(phases, key=_phase_rank)
     table = Table.grid(padding=(0, 1))
@@ -71,7 +111,7 @@ def percentile_table(phases: Sequence[tuple[str, Percentiles]]) -> Table:
     for name, values in shown:
         table.add_row(
             printable(name, 12),
-            f"{values.count:,}",
+            sample_count_text(values.count),
             format_duration(values.p50),
             format_duration(values.p95),
             format_duration(values.p99),
@@ -79,7 +119,7 @@ def percentile_table(phases: Sequence[tuple[str, Percentiles]]) -> Table:
     if len(shown) < len(phases):
         table.add_row(Text(f"+{len(phases) - len(shown)} more", style="dim"))
     if not phases:
-        table.add_row(Text("no replies yet", style="dim"))
+        table.add_row(Text(f"none in {window_phrase(window_seconds)}", style="dim"))
     return table
 
 
@@ -147,11 +187,11 @@ class TrafficPanel(Horizontal):
         self.query_one("#message-spark", Sparkline).data = traffic.message_rate_history
         if previous is None or previous.replies_by_class != traffic.replies_by_class:
             self.query_one("#reply-classes", Static).update(
-                reply_classes_text(traffic.replies_by_class)
+                reply_classes_text(traffic.replies_by_class, window)
             )
         if previous is None or previous.phase_percentiles != traffic.phase_percentiles:
             self.query_one("#traffic-latency", Static).update(
-                percentile_table(traffic.phase_percentiles)
+                percentile_table(traffic.phase_percentiles, window)
             )
         if previous is None or _tops(previous) != _tops(traffic):
             self.query_one("#traffic-tops", Static).update(top_lists_table(traffic))

@@ -6,10 +6,11 @@ import dataclasses
 from typing import Any
 
 from rich.text import Text
+from screen_text import screen_text
 from textual.widgets import Static, TabbedContent
 from ui_samples import C2S, IMPLICIT_KEY, S2C, STALL_LINE, STALLED_KEY, T0, sample_source
 
-from smtptop.engine.snapshot import ConversationDetail, TranscriptLine
+from smtptop.engine.snapshot import ConversationDetail, PhaseLatency, TranscriptLine
 from smtptop.ui.app import SmtpTopApp
 from smtptop.ui.source import StaticSource
 from smtptop.ui.timeline import (
@@ -382,3 +383,24 @@ def test_lone_command_group_not_bracketed() -> None:
     # The EHLO reply's latency sits on its first line only, and the merged arrow keeps it.
     assert events[1].text == "250-b.example (2 lines)"
     assert events[1].latency == 0.01
+
+
+async def test_phases_tab_long_names_whole() -> None:
+    source = sample_source()
+    detail = source.detail(STALLED_KEY)
+    assert detail is not None
+    long_names = (
+        PhaseLatency("SYN-ACK", T0, None, 0.001),
+        PhaseLatency("handshake ACK", T0 + 0.001, None, 0.002),
+        PhaseLatency("AUTH response", T0 + 0.030, 0.004, 0.005),
+        PhaseLatency("end-of-data", T0 + 0.040, 0.010, 0.012),
+    )
+    source.update(details={STALLED_KEY: dataclasses.replace(detail, phases=long_names)})
+    app = make_app(source)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_row(pilot, app, STALLED_KEY, "4")
+
+        screen = screen_text(app)
+        for phase in long_names:
+            assert f" {phase.phase} " in screen, phase.phase
+        assert "…" not in screen

@@ -16,7 +16,7 @@ PHASES = [
 def test_phase_table_waiting_phases_first() -> None:
     sample = Percentiles(count=3, p50=0.001, p95=0.002, p99=0.003)
     console = Console(width=80, record=True)
-    console.print(percentile_table([(name, sample) for name in PHASES]))
+    console.print(percentile_table([(name, sample) for name in PHASES], 60.0))
     lines = [line.split()[0] for line in console.export_text().splitlines()[1:] if line.strip()]
     assert lines[:3] == ["greeting", "end-of-data", "DATA"]
     assert "SYN-ACK" not in lines
