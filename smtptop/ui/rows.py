@@ -368,6 +368,17 @@ class RowFilter:
 
 
 def row_matches(row: ConversationRow, needle: str) -> bool:
-    """Check whether a case-folded filter text occurs in the row's addresses, stage or dialogue."""
-    fields = (row.client, row.server, row.stage, row.tls_mode, row.last_command, row.last_reply)
+    """Check whether a case-folded filter text occurs in the row's addresses, stage, TLS or dialogue.
+
+    TLS matches the mode's name ("starttls") and the TLS column as shown ("STLS 1.3", "plain").
+    """
+    fields = (
+        row.client,
+        row.server,
+        row.stage,
+        row.tls_mode,
+        tls_cell_text(row),
+        row.last_command,
+        row.last_reply,
+    )
     return any(needle in field.casefold() for field in fields)

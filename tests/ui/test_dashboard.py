@@ -185,6 +185,21 @@ async def test_filter_matches_server_and_stage() -> None:
         assert table(app).row_keys() == [str(POSTFIX_KEY)]
 
 
+async def test_filter_matches_tls_column_as_shown() -> None:
+    app = make_app(sample_source())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        shown = cell(app, STALLED_KEY, "tls").plain
+
+        await pilot.press("slash", *shown, "enter")
+        await pilot.pause()
+        assert table(app).row_keys() == [str(STALLED_KEY)]
+
+        await pilot.press("slash", "ctrl+u", *"plain", "enter")
+        await pilot.pause()
+        assert table(app).row_keys() == [str(POSTFIX_KEY)]
+
+
 async def test_escape_clears_filter() -> None:
     app = make_app(sample_source())
     async with app.run_test(size=SIZE) as pilot:
