@@ -443,7 +443,7 @@ class TcpAnalysis:
             # sequence number seen because the capture reordered it after the ACK.
             tags.append(SPURIOUS_RETRANSMISSION)
         elif (
-            seg.ts - peer.last_ack_ts < FAST_RETRANSMISSION_WINDOW
+            _micros(seg.ts - peer.last_ack_ts) < _micros(FAST_RETRANSMISSION_WINDOW)
             # tshark 4.0.17 reads the -1 left by an ACKed unseen flag as a
             # large unsigned count, so it also passes the two-duplicates test.
             and (peer.dup_acks >= 2 or peer.dup_acks < 0)
@@ -451,7 +451,7 @@ class TcpAnalysis:
         ):
             tags.append(FAST_RETRANSMISSION)
         elif (
-            seg.ts - mine.next_seq_ts < self._out_of_order_window()
+            _micros(seg.ts - mine.next_seq_ts) < _micros(self._out_of_order_window())
             and seq_add(end, control_length) != expected
         ):
             tags.append(OUT_OF_ORDER)
@@ -506,3 +506,13 @@ class TcpAnalysis:
         if peer.karn_limit is not None and seq_diff(end, peer.karn_limit) <= 0:
             return  # Karn's rule: the ACK may be for either copy
         peer.add_rtt_sample(ts - sent)
+
+
+def _micros(seconds: float) -> int:
+    """Round a time difference to whole microseconds, the resolution of pcap timestamps.
+
+    tshark compares these times as integers, so a gap exactly equal to the
+    threshold is not below it. The same gap in floating point can come out a
+    fraction of a nanosecond below and flip a Retransmission to Out-Of-Order.
+    """
+    return round(seconds * 1_000_000)

@@ -677,3 +677,41 @@ def test_observe_never_raises(fields: list[tuple[bool, int, int, int, bytes, int
     for direction in (C2S, S2C):
         assert analysis.stats(direction).bytes_in_flight >= 0
     assert analysis.zeek_state()
+
+
+# Times from a loopback capture where tshark 4.0 said Retransmission and a float
+# comparison said Out-Of-Order: the resend came exactly one iRTT (29 us) after the
+# highest segment, and tshark's integer test "below the iRTT" is false there.
+BOUNDARY_SYN_TS = 1796440495.415216
+BOUNDARY_ACK_TS = 1796440495.415245
+BOUNDARY_HIGHEST_TS = 1796440495.846033
+BOUNDARY_RESEND_TS = 1796440495.846062
+
+
+def boundary_segments() -> list[Segment]:
+    data = b"x" * 100
+    return [
+        seg(C2S, CLIENT_ISN, 0, SYN, ts=BOUNDARY_SYN_TS),
+        seg(S2C, SERVER_ISN, CLIENT_ISN + 1, SYN | ACK, ts=BOUNDARY_SYN_TS + 0.000015),
+        seg(C2S, c_seq(0), s_seq(0), ACK, ts=BOUNDARY_ACK_TS),
+        seg(C2S, c_seq(0), s_seq(0), ACK | PSH, data, ts=BOUNDARY_HIGHEST_TS - 0.000020),
+        seg(C2S, c_seq(100), s_seq(0), ACK | PSH, data, ts=BOUNDARY_HIGHEST_TS),
+        seg(C2S, c_seq(0), s_seq(0), ACK | PSH, data, ts=BOUNDARY_RESEND_TS),
+    ]
+
+
+def test_resend_one_irtt_later_is_retransmission() -> None:
+    _, tags, _ = feed(boundary_segments())
+
+    assert tags[-1] == ("Retransmission",)
+
+
+@needs_tshark
+def test_resend_one_irtt_later_agrees_with_tshark(tmp_path: Path) -> None:
+    path = tmp_path / "boundary.pcap"
+    write_pcap(path, boundary_segments())
+
+    flags = tshark_flags(path)
+
+    assert "tcp.analysis.retransmission" in flags[-1]
+    assert "tcp.analysis.out_of_order" not in flags[-1]
