@@ -12,7 +12,7 @@ from dataclasses import replace
 from smtptop.decode.segment import ACK, FIN, RST, SYN, Segment
 from smtptop.direction import Direction
 from smtptop.engine.snapshot import ConversationRow, TranscriptLine
-from smtptop.engine.waits import SideTrail, Wait, current_wait, note_segment
+from smtptop.engine.waits import SideTrail, Wait, current_wait_fields, note_segment
 from smtptop.metrics.traffic import Side, TrafficMeter
 from smtptop.smtp.commands import parse_bdat
 from smtptop.smtp.conversation import SmtpConversation
@@ -228,13 +228,18 @@ class Conversation:
 
     def note_moves(self, ts: float) -> None:
         """Update the owed move after new input at ``ts``; a wait that ended may be the longest."""
-        wait = current_wait(self.tcp, self.smtp)
-        if wait == self.wait:
-            return
+        fields = current_wait_fields(self.tcp, self.smtp)
         ended = self.wait
+        if ended is None:
+            if fields[0] is None:
+                return
+        elif (ended.side, ended.since, ended.owed) == fields:
+            # The same test as ``Wait.__eq__``, without building a Wait for every packet.
+            return
         if ended is not None and ended.since is not None:
             self.longest_wait = max(self.longest_wait, ts - ended.since)
-        self.wait = wait
+        side, since, owed = fields
+        self.wait = None if side is None else Wait(side, since, owed)
 
     def longest_wait_until(self, now: float) -> float:
         """Return the longest wait in seconds, counting the wait still open at ``now``."""
@@ -544,13 +549,20 @@ def _merged(parts: list[str]) -> str:
 
 def _summarize(record: PacketRecord, per_item: list[list[Event]]) -> None:
     """Set a packet's summary from the events each of its stream items completed."""
-    summary = _merged([_item_summary(events, False) for events in per_item])
+    if len(per_item) == 1:
+        # Most packets carry one stream item, whose summary _merged would return unchanged.
+        summary = _item_summary(per_item[0], False)
+    else:
+        summary = _merged([_item_summary(events, False) for events in per_item])
     if not summary:
         return
     record.summary = summary
-    if any(_may_hold_secret(event) for events in per_item for event in events):
-        revealed = _merged([_item_summary(events, True) for events in per_item])
-        record.revealed_summary = revealed if revealed != summary else None
+    for item_events in per_item:
+        for event in item_events:
+            if _may_hold_secret(event):
+                revealed = _merged([_item_summary(events, True) for events in per_item])
+                record.revealed_summary = revealed if revealed != summary else None
+                return
 
 
 def _may_hold_secret(event: Event) -> bool:

@@ -118,7 +118,9 @@ class PacketRow:
     tags: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: built per line or per phase, and a frozen dataclass sets each field through
+# object.__setattr__. Nothing changes one after it is made; unsafe_hash keeps it hashable.
+@dataclass(slots=True, unsafe_hash=True)
 class TranscriptLine:
     """One SMTP line of the dialogue: a command, a reply line, or a note such as a gap."""
 
@@ -162,7 +164,9 @@ class TcpHealth:
     history: str  # Zeek's history letters, such as "ShADadFf"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: built per line or per phase, and a frozen dataclass sets each field through
+# object.__setattr__. Nothing changes one after it is made; unsafe_hash keeps it hashable.
+@dataclass(slots=True, unsafe_hash=True)
 class PhaseLatency:
     """One measured phase of a conversation: TCP connect, banner wait, a command's reply, body transfer."""
 

@@ -24,7 +24,10 @@ SIDE_NAMES = {Direction.CLIENT_TO_SERVER: "client", Direction.SERVER_TO_CLIENT: 
 _SIDE_DIRECTIONS = {name: direction for direction, name in SIDE_NAMES.items()}
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: built whenever the owed move changes, several times per conversation, and a
+# frozen dataclass sets each field through object.__setattr__. Nothing changes one after it
+# is made; unsafe_hash keeps it hashable.
+@dataclass(slots=True, unsafe_hash=True)
 class Wait:
     """A move one side owes: ``side`` is "client" or "server", ``owed`` names the move, e.g. "reply to EHLO"."""
 
@@ -78,20 +81,40 @@ def note_segment(trails: dict[Direction, SideTrail], direction: Direction, seg: 
         trails[direction.reverse].on_peer_ack(seg.ack)
 
 
+_NO_WAIT: tuple[str | None, float | None, str] = (None, None, "")
+_SYN_SENT = TcpStage.SYN_SENT
+_SYN_ACK = TcpStage.SYN_ACK
+
+
 def current_wait(tcp: TcpConnection, smtp: SmtpConversation | None) -> Wait | None:
     """Return the move owed now, or None when nobody owes one (closed, inside TLS, not SMTP)."""
-    if tcp.closed:
-        return None
-    if tcp.stage is TcpStage.SYN_SENT:
-        return Wait("server", tcp.syn_ts, "SYN-ACK")
-    if tcp.stage is TcpStage.SYN_ACK:
-        return Wait("client", tcp.synack_ts, "handshake ACK")
-    if smtp is None:
-        return None
-    side = smtp.waiting_on
+    side, since, owed = current_wait_fields(tcp, smtp)
     if side is None:
         return None
-    return Wait(SIDE_NAMES[side], smtp.waiting_since, smtp.waiting_for)
+    return Wait(side, since, owed)
+
+
+def current_wait_fields(
+    tcp: TcpConnection, smtp: SmtpConversation | None
+) -> tuple[str | None, float | None, str]:
+    """Return the fields of ``current_wait`` as a tuple, with side None when no side owes a move.
+
+    This runs once per packet, and the wait often stays the same from one packet to
+    the next, so the caller builds a ``Wait`` only when the fields differ from its last one.
+    """
+    if tcp.closed:
+        return _NO_WAIT
+    stage = tcp.stage
+    if stage is _SYN_SENT:
+        return "server", tcp.syn_ts, "SYN-ACK"
+    if stage is _SYN_ACK:
+        return "client", tcp.synack_ts, "handshake ACK"
+    if smtp is None:
+        return _NO_WAIT
+    direction, since, owed = smtp.waiting()
+    if direction is None:
+        return _NO_WAIT
+    return SIDE_NAMES[direction], since, owed
 
 
 def stall_text(wait: Wait | None, trails: dict[Direction, SideTrail], now: float) -> str:

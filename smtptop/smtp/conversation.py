@@ -387,17 +387,17 @@ class SmtpConversation(ReplyEffects, Timing):
     @property
     def waiting_on(self) -> Direction | None:
         """The side that owes the next move, or None when neither does or it cannot be seen."""
-        return self._waiting()[0]
+        return self.waiting()[0]
 
     @property
     def waiting_since(self) -> float | None:
         """Capture time at which the owed move became owed, or None when unknown."""
-        return self._waiting()[1]
+        return self.waiting()[1]
 
     @property
     def waiting_for(self) -> str:
         """The owed move in a few words, such as "reply to EHLO" or "next command"; "" if none."""
-        return self._waiting()[2]
+        return self.waiting()[2]
 
     def phase_latencies(self) -> list[PhaseLatency]:
         """List the timed steps so far, ordered by start: replies, bodies and the TLS handshake.

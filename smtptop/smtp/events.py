@@ -165,7 +165,9 @@ class Transaction:
         return self.result == "open"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: built per line or per phase, and a frozen dataclass sets each field through
+# object.__setattr__. Nothing changes one after it is made; unsafe_hash keeps it hashable.
+@dataclass(slots=True, unsafe_hash=True)
 class PhaseLatency:
     """How long one step of the conversation took, in capture-time seconds.
 

@@ -57,8 +57,12 @@ class Timing:
     def _tls_feed(self, direction: Direction, data: bytes, ts: float) -> None:
         raise NotImplementedError  # SmtpConversation reads the records
 
-    def _waiting(self) -> tuple[Direction | None, float | None, str]:
-        """Return who owes the next move, since when, and what it is."""
+    def waiting(self) -> tuple[Direction | None, float | None, str]:
+        """Return who owes the next move, since when, and what it is.
+
+        These are ``waiting_on``, ``waiting_since`` and ``waiting_for`` together,
+        derived once, for a caller that needs more than one of them.
+        """
         if self._closed or self._session_over:
             return None, None, ""
         if self._in_tls():

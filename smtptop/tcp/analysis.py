@@ -111,7 +111,10 @@ _COUNTER_OF_TAG = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: built twice for every record and table row, and a frozen dataclass sets
+# each field through object.__setattr__. Nothing changes one after it is made, and
+# unsafe_hash keeps it hashable.
+@dataclass(slots=True, unsafe_hash=True)
 class DirectionStats:
     """TCP analysis counters and windows of one direction's segments.
 
