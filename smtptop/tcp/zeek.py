@@ -54,6 +54,7 @@ _HANDSHAKING = frozenset((EndpointState.SYN_SENT, EndpointState.SYN_ACK_SENT))
 _QUIET = frozenset((EndpointState.INACTIVE, EndpointState.PARTIAL))
 # Zeek repeats these letters each time their count reaches 1, 10, 100, ...
 _LOGARITHMIC = frozenset("TW")
+_CONTROL = SYN | FIN | RST
 _RSTOS0_HISTORY = re.compile(r"\^?S[^HAFGIQ]*R.*")
 
 
@@ -91,9 +92,26 @@ class ZeekSummary:
             self._client_bytes += payload_len
         else:
             self._server_bytes += payload_len
+        plain = not (flags & _CONTROL or retransmission or zero_window)
+        if plain and self._states[direction] is _ESTABLISHED:
+            # Most segments are an ACK or data of an established endpoint, which changes no
+            # state and adds at most one letter, A or D, that appears only once.
+            self._note_plain(flags, payload_len, direction)
+            return
         self._update_state(flags, direction)
         for letter in self._letters_of(flags, payload_len, retransmission, zero_window):
             self._record(letter, direction)
+
+    def _note_plain(self, flags: int, payload_len: int, direction: Direction) -> None:
+        """Record the A or D letter of a segment without SYN, FIN or RST, as ``_record`` does."""
+        if payload_len > 0:
+            recorded = "D" if direction is _C2S else "d"
+        elif flags & ACK:
+            recorded = "A" if direction is _C2S else "a"
+        else:
+            return
+        if recorded not in self._letters:
+            self._letters.append(recorded)
 
     def history(self) -> str:
         """Return the history letters recorded so far, such as ``ShADadFf``."""
