@@ -8,6 +8,10 @@ from typing import TextIO
 from smtptop.engine.conversation import Conversation
 from smtptop.output.records import conversation_record
 
+# The encoder that json.dumps(record, ensure_ascii=False) builds per call, made once. A record
+# is a tree of fresh dicts and lists without cycles, so the circular-reference check is skipped.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, check_circular=False)
+
 
 class JsonLinesWriter:
     """Writes each finished conversation as one line, flushed so ``tail -f`` and pipes see it at once."""
@@ -21,7 +25,7 @@ class JsonLinesWriter:
         if self.closed:
             return
         try:
-            self._stream.write(json.dumps(conversation_record(conversation), ensure_ascii=False) + "\n")
+            self._stream.write(_ENCODER.encode(conversation_record(conversation)) + "\n")
             self._stream.flush()
         except BrokenPipeError:
             self.closed = True
