@@ -23,6 +23,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import load, machine, offline, profile, report
+from smtptop.runtime import tune_garbage_collector
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 STEPS = ("offline", "profile", "ring", "live", "scale")
@@ -51,6 +52,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # The live and scale steps run the dashboard in this process: give it the CLI's settings.
+    tune_garbage_collector()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     if os.geteuid() != 0:
         print("bench: live capture with tcpdump and smtptop needs root; run: sudo ./bench/run.sh",

@@ -21,6 +21,7 @@ from smtptop.config import EngineConfig
 from smtptop.decode.linktypes import ETHERNET
 from smtptop.engine.engine import Engine
 from smtptop.engine.snapshot import ConversationDetail, Snapshot
+from smtptop.runtime import tune_garbage_collector
 
 OPEN_CONVERSATIONS = 10_000
 MEMORY_PACKETS = 1_100_000
@@ -132,6 +133,7 @@ def measure_memory_in_child(packets: int) -> dict[str, int | float]:
 def main(argv: list[str]) -> None:
     """Run one part alone and print its result as JSON: ``memory PACKETS`` or ``ui CONVERSATIONS``."""
     part, count = argv[0], int(argv[1])
+    tune_garbage_collector()  # as the CLI does
     if part == "memory":
         print(json.dumps(measure_memory(count)))
     elif part == "ui":

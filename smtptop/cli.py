@@ -7,7 +7,6 @@ status 2, without a traceback.
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import math
 import os
@@ -41,18 +40,13 @@ from smtptop.export.headless import FrameSelection, save_capture
 from smtptop.export.pcap import ExportError
 from smtptop.record import RecordConfig, Recorder, RecordError, parse_file_size
 from smtptop.record.privileges import check_readable_as, drop_privileges, import_roots, input_paths
+from smtptop.runtime import tune_garbage_collector
 from smtptop.tls.keylog import KeyLog, KeyLogError
 from smtptop.tls.keys import KEYLOG_ENVIRONMENT, TlsKeys, keylog_path_from_environment
 
 log = logging.getLogger(__name__)
 
 USAGE_ERROR = 2
-# The engine keeps millions of small objects alive for a long time (packets, events,
-# records), and CPython's default thresholds (700, 10, 10) scan them again and again:
-# full collections took 3.7 s of a 19.8 s offline run of the bench's load capture. With
-# these, smtptop -r on that capture took 17.5 s instead of 20.3 s (medians of 3
-# alternating runs on a 2-core machine), with the same output and peak RSS.
-GC_THRESHOLDS = (50_000, 20, 100)
 DEMO_CAPTURE = "demo.pcap"
 # Headless output reports a closed conversation once it has lingered this long, so late
 # packets (a last ACK, a retransmitted FIN) are in its record.
@@ -408,7 +402,7 @@ def _seconds(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    gc.set_threshold(*GC_THRESHOLDS)
+    tune_garbage_collector()
     try:
         config, args = parse_config(argv)
         _setup_logging(args.log, headless=config.output != "ui")
