@@ -27,18 +27,18 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.1
 # Frames per Engine.feed call. The engine lock is held for one call, and the
 # dashboard's snapshot waits for it. In the bench's live step, the median key
-# latency while the engine caught up was 135 ms with 1,000, 90 to 108 ms with
-# 250, and 72 to 81 ms with 100, with no change in how long it took to catch up.
+# latency while the engine caught up was 135 ms with 1,000 frames, 90 to 108 ms
+# with 250, and 72 to 81 ms with 100. The catch-up itself took as long.
 FEED_FRAMES = 100
-# After a stop request, how long the engine still takes in queued frames; the
-# rest goes to the recording only, so a backlog cannot delay the exit.
+# After a stop request, the engine takes in queued frames for this long. The rest
+# goes to the recording only, so a backlog cannot delay the exit.
 STOP_FEED_SECONDS = 1.0
 # How long stopping waits for the recorder to write its queue and close the current file.
 RECORDER_CLOSE_SECONDS = 10.0
 
 
-# From this far behind, the dashboard says so and measures idle times on the capture
-# clock, since the wall clock runs ahead of the packets still queued.
+# From this far behind, the dashboard shows the backlog and measures idle times on the
+# capture clock, because the wall clock runs ahead of the packets still queued.
 BEHIND_SHOWN_SECONDS = 1.0
 
 

@@ -382,7 +382,7 @@ class DashboardScreen(Screen[None]):
             stall_seconds=stall,
             reverse=self.reverse_order,
         )
-        # The table asks _cells_for_key for the cells of the rows it draws, so
+        # The table calls _cells_for_key for the cells of the rows it draws, so
         # only the rows on screen are formatted.
         self._shown = {str(row.key): row for row in ordered}
         table = self.query_one("#conversations", RowTable)

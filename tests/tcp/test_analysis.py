@@ -679,9 +679,9 @@ def test_observe_never_raises(fields: list[tuple[bool, int, int, int, bytes, int
     assert analysis.zeek_state()
 
 
-# Times from a loopback capture where tshark 4.0 said Retransmission and a float
-# comparison said Out-Of-Order: the resend came exactly one iRTT (29 us) after the
-# highest segment, and tshark's integer test "below the iRTT" is false there.
+# Times from a loopback capture where tshark 4.0 tagged a resend Retransmission and a
+# float comparison tagged it Out-Of-Order. The resend came exactly one iRTT (29 us)
+# after the highest segment, and tshark's integer test "below the iRTT" is false there.
 BOUNDARY_SYN_TS = 1796440495.415216
 BOUNDARY_ACK_TS = 1796440495.415245
 BOUNDARY_HIGHEST_TS = 1796440495.846033

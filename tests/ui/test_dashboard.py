@@ -408,7 +408,7 @@ class BacklogSource(StaticSource):
 
 
 async def test_backlog_shown_and_idle_on_capture_clock() -> None:
-    # The capture clock says T0 + 60 s; the wall clock is much later. A live app
+    # The capture clock is at T0 + 60 s and the wall clock much later. A live app
     # would count that difference as idle time, unless the analysis is behind.
     source = BacklogSource(sample_source(), seconds=12.5)
     app = SmtpTopApp(source, live=True, refresh_hz=0.1)
