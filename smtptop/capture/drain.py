@@ -58,6 +58,10 @@ class CaptureDrain:
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
 
+    def is_alive(self) -> bool:
+        """Whether the reading thread still runs."""
+        return self._thread.is_alive()
+
     @property
     def dropped(self) -> int:
         """Frames dropped because the queue was full."""

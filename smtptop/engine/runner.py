@@ -33,6 +33,8 @@ FEED_FRAMES = 100
 # After a stop request, the engine takes in queued frames for this long. The rest
 # goes to the recording only, so a backlog cannot delay the exit.
 STOP_FEED_SECONDS = 1.0
+# The reading thread notices a stop within its poll (0.1 s) plus up to 20 quick reads.
+DRAIN_JOIN_SECONDS = 0.5
 # How long stopping waits for the recorder to write its queue and close the current file.
 RECORDER_CLOSE_SECONDS = 10.0
 
@@ -97,6 +99,11 @@ class CaptureRunner:
             log.debug("capture thread still reading at stop; leaving its source open")
             return
         self.source.close()
+
+    @property
+    def drain(self) -> CaptureDrain | None:
+        """The thread that reads a live capture into the queue; None for files."""
+        return self._drain
 
     @property
     def queue_peak_bytes(self) -> int:
@@ -170,6 +177,15 @@ class CaptureRunner:
     def _run_live(self, capture: LiveCapture) -> None:
         drain = self._drain = CaptureDrain(capture, self.queue_bytes)
         drain.start()
+        try:
+            self._feed_from(drain, capture)
+        finally:
+            # stop() closes the capture once this thread ends, so the reading thread
+            # must be out of libpcap by then, also when the engine raised.
+            drain.stop()
+            drain.join(DRAIN_JOIN_SECONDS)
+
+    def _feed_from(self, drain: CaptureDrain, capture: LiveCapture) -> None:
         stop_deadline: float | None = None
         while True:
             if stop_deadline is None and self._stop.is_set():

@@ -80,3 +80,28 @@ def test_full_queue_drops_counted() -> None:
     assert stats.queue_drops is not None
     assert stats.queue_drops > 0
     assert len(conversations) < MESSAGES
+
+
+def test_failing_engine_stops_reading_thread() -> None:
+    # stop() closes the capture handle; the reading thread must have left libpcap first.
+    with smtp_sink() as server:
+        bpf_filter = f"tcp port {server.port}"
+        capture = LiveCapture("lo", 262144, BUFFER_KIB, bpf_filter, promiscuous=False)
+        engine = Engine(EngineConfig(), capture.link_type, "lo", bpf_filter)
+
+        def broken_feed(frames: object, wall_clock: float | None = None) -> None:
+            raise RuntimeError("engine failure for the test")
+
+        engine.feed = broken_feed  # type: ignore[method-assign]
+        runner = CaptureRunner(engine, capture)
+        runner.start()
+        deadline = time.monotonic() + CATCH_UP_SECONDS
+        while runner.is_running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        drain = runner.drain
+        runner.stop()
+
+    assert not runner.is_running()
+    assert drain is not None
+    assert not drain.is_alive()
+    assert engine.error == "internal error in the capture thread; see the log"
