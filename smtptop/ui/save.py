@@ -212,7 +212,8 @@ class SaveScreen(ModalScreen[SaveResult | None]):
             yield Input(default_path(self.save_format), id="save-path")
             yield Static(id="save-error", markup=False)
             yield Static(
-                "Tab next field  ↑ ↓ Enter choose  Enter on the file saves  Esc cancel",
+                "Enter saves: the cursor starts in the file field  "
+                "Tab next field  ↑ ↓ Enter choose in a list  Esc cancel",
                 id="save-keys",
             )
 
