@@ -38,6 +38,7 @@ KEYS = (
     ("↑ ↓", "move through packets; the hex dump follows the cursor"),
     ("1 / 2 / 3 / 4 / 5 / 6", "Packets / Transcript / Timeline / Phases / TCP / TLS tab"),
     ("", "packet tags as in Wireshark: red loss or retransmission, yellow window, dim keep-alive"),
+    ("(+N more)", "in a packet's summary: N more SMTP items (commands, replies, message parts) in the same packet; the Transcript tab lists them"),
     ("Enter", "on the timeline: open the arrow's packet in the Packets tab"),
     ("", "timeline latency bars: log scale, 0.1 ms to 100 s over 12 cells"),
     ("t", "time: absolute, since the conversation start, delta to the previous line"),
