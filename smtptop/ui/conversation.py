@@ -119,7 +119,8 @@ def title_text(detail: ConversationDetail, tracked: bool, secrets_shown: bool = 
     text.append(f"  TLS {TLS_LABELS.get(row.tls_mode, printable(row.tls_mode))}")
     text.append(f"  TCP {printable(detail.tcp_stage)}")
     text.append(f"  stage {printable(row.stage)}")
-    text.append(f"  packets {row.packets:,}  bytes {row.bytes:,}")
+    # Payload bytes, where the dashboard header counts whole frames.
+    text.append(f"  packets {row.packets:,}  payload bytes {row.bytes:,}")
     text.append(f"  msgs {row.messages}  retrans {row.retransmissions}")
     text.append(f"  dup ACKs {row.duplicate_acks}  zero windows {row.zero_windows}")
     if row.closed:

@@ -68,6 +68,7 @@ async def test_enter_opens_row_under_cursor() -> None:
         assert "TLS STARTTLS" in title(app)
         assert "TCP established" in title(app)
         assert "stage MAIL" in title(app)
+        assert "payload bytes 190" in title(app)
         assert "capabilities: PIPELINING SIZE 52428800 STARTTLS" in title(app)
 
 
