@@ -13,7 +13,7 @@ SMTP_PORTS = frozenset({25, 465, 587, 2525})
 DEFAULT_BUFFER_KIB = 64 * 1024
 # The bench's 20,000-message smtp-source load is 399,987 frames of about 130
 # bytes, about 110 MiB once queued (capture/drain.py counts 150 bytes per frame
-# besides its data), so this default holds such a burst twice over.
+# besides its data), so such a burst fits this default twice over.
 DEFAULT_QUEUE_MIB = 256
 DEFAULT_SNAPLEN = 262144
 DEFAULT_LINGER_SECONDS = 120.0

@@ -3,8 +3,7 @@
 The engine keeps millions of small objects alive for a long time (packets,
 events, records), and CPython's default thresholds (700, 10, 10) scan them
 again and again. Full collections took 3.7 s of a 19.8 s offline run of the
-bench's load capture, and a full collection with 10,000 conversations in the
-dashboard paused a key press for about 0.6 s. With these thresholds,
+bench's load capture. With these thresholds,
 ``smtptop -r`` on that capture took 17.5 s instead of 20.3 s (medians of 3
 alternating runs on a 2-core machine), with the same output and peak RSS.
 """

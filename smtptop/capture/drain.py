@@ -59,7 +59,7 @@ class CaptureDrain:
         self._thread.join(timeout)
 
     def is_alive(self) -> bool:
-        """Whether the reading thread still runs."""
+        """Return whether the reading thread still runs."""
         return self._thread.is_alive()
 
     @property

@@ -271,7 +271,7 @@ class DashboardScreen(Screen[None]):
         self._fetch_error: str | None = None
         self._fixed_cache: dict[int, tuple[ConversationRow, list[Text], list[Text], list[Text]]] = {}
         # The rows of the last render by table key, in display order; the table draws from them.
-        self._shown: dict[str, ConversationRow] = {}
+        self._rows_by_key: dict[str, ConversationRow] = {}
         # Keys of the marked conversations, in the order they were marked: the first is side A.
         self.marked: list[int] = []
         # The recorder's counters from the app's last refresh; None when nothing is recorded.
@@ -384,16 +384,16 @@ class DashboardScreen(Screen[None]):
         )
         # The table calls _cells_for_key for the cells of the rows it draws, so
         # only the rows on screen are formatted.
-        self._shown = {str(row.key): row for row in ordered}
+        self._rows_by_key = {str(row.key): row for row in ordered}
         table = self.query_one("#conversations", RowTable)
-        table.sync(list(self._shown))
+        table.sync(list(self._rows_by_key))
         self._fit_columns(ordered)
         live_keys = {row.key for row in self._snapshot.rows}
         for gone in [cached for cached in self._fixed_cache if cached not in live_keys]:
             del self._fixed_cache[gone]
 
     def _cells_for_key(self, key: str) -> list[Text]:
-        row = self._shown.get(key)
+        row = self._rows_by_key.get(key)
         if row is None:
             return [Text() for _ in CONVERSATION_COLUMNS]
         return self._row_cells(row, self.smtptop.stall_seconds)

@@ -2,10 +2,10 @@
 
 DataTable keeps every cell of every row and measures each new row, so with
 10,000 conversations a refresh or a sort took hundreds of milliseconds. This
-table keeps only the row keys in display order. It calls its owner's
-``cells_for`` for a row's cells when that row is drawn (Textual's line API
-calls ``render_line`` for the lines on screen), so the cost of a refresh
-depends on the screen height and the cost of a new order is one list of keys.
+table keeps only the row keys in display order. Textual's line API calls
+``render_line`` only for the lines on screen, and only then does the table
+call its owner's ``cells_for`` for that row's cells. So a refresh costs the
+screen height, and a new order costs one list of keys.
 
 Column widths are fixed: the owner sets them, for example from the longest
 address among the rows, with ``set_column_width``.

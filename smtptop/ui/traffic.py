@@ -64,7 +64,7 @@ def reply_classes_text(classes: Sequence[tuple[str, int]], window_seconds: float
     """
     text = Text("replies", no_wrap=True, overflow="ellipsis")
     if not any(count for _, count in classes):
-        # After a quiet spell the counts are all zero: say so rather than show "2xx 0".
+        # After a quiet spell every count is zero, so the line reads "none" rather than "2xx 0".
         text.append(f" none in {window_phrase(window_seconds)}", style="dim")
         return text
     width = max(len(f"{count:,}") for _, count in classes)
