@@ -341,6 +341,7 @@ class Engine:
                 kernel_drops=self.kernel_drops,
                 interface_drops=self.interface_drops,
                 queue_drops=self.queue_drops,
+                messages_accepted=self.meter.messages_total,
                 undecodable=self.decoder.non_tcp + self.decoder.truncated + self.decoder.malformed,
                 finished=self.input_finished,
                 now=self.now,

@@ -80,6 +80,7 @@ class CaptureStats:
     acked_unseen: int = 0  # "ACKed segment that wasn't captured": loss in the capture, not the network
     evicted: int = 0  # closed conversations evicted to stay within max_conversations
     queue_drops: int | None = None  # live: frames dropped because the capture queue was full
+    messages_accepted: int = 0  # since the start, in evicted conversations too
     # Conversations in the engine's table, SMTP or still undecided. It exceeds max_conversations
     # when new ones arrive while every kept one is open and active: open conversations are
     # evicted only after EngineConfig.stale_open_seconds of silence, and any conversation only

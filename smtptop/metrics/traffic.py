@@ -113,6 +113,7 @@ class TrafficMeter:
         self._errors: deque[tuple[float, str, str]] = deque()
         self._server_errors: dict[str, int] = {}
         self._client_errors: dict[str, int] = {}
+        self.messages_total = 0  # accepted messages since the start, not only in the window
 
     # -- events ----------------------------------------------------------------
 
@@ -124,6 +125,7 @@ class TrafficMeter:
 
     def message_accepted(self, ts: float) -> None:
         """Count a message the server accepted (a 2xx reply to the end of its body) at ``ts``."""
+        self.messages_total += 1
         bucket = self._bucket(ts)
         if bucket is not None:
             bucket.messages += 1

@@ -145,6 +145,7 @@ def _append_counters(text: Text, stats: CaptureStats) -> None:
     text.append(f"  packets {stats.packets:,}  bytes {stats.bytes:,}")
     text.append(
         f"  conversations {stats.conversations_open:,} open / {stats.conversations_total:,}"
+        f"  messages {stats.messages_accepted:,}"
     )
     undecodable_style = "yellow" if stats.undecodable else ""
     text.append("  undecodable ")

@@ -390,3 +390,22 @@ def test_recent_open_conversations_are_not_stale() -> None:
     engine.feed(newcomer.frames, wall_clock=newcomer.ts)
     assert engine.snapshot().stats.evicted == 0
     assert len(listed_ports(engine)) == 6
+
+
+# -- totals that outlive eviction --------------------------------------------
+
+
+def test_accepted_messages_outlive_eviction() -> None:
+    capture = PUBLIC_CAPTURES / "smtp-arkime-starttls-decrypted.pcap"
+    every = run_file(capture)
+    rows = every.engine.snapshot().rows
+    accepted = sum(row.messages for row in rows)
+    assert len(rows) == 4
+    assert accepted == 4
+    assert every.engine.snapshot().stats.messages_accepted == accepted
+
+    one_kept = run_file(capture, max_conversations=1)
+    stats = one_kept.engine.snapshot().stats
+    assert stats.evicted == 3
+    assert sum(row.messages for row in one_kept.engine.snapshot().rows) == 1
+    assert stats.messages_accepted == accepted
