@@ -1,8 +1,9 @@
-"""The live step: smtptop's dashboard, in-process, captures on lo while smtp-source sends at full speed.
+"""The live step: smtptop's dashboard captures on lo while smtp-source sends at full speed.
 
-The app is the one the CLI runs (SmtpTopApp on a CaptureRunner over a
-LiveCapture, with the CLI's default snaplen, buffer and refresh rate), driven
-through Textual's headless test harness so that key presses can be timed.
+The app is the one the CLI runs (SmtpTopApp on an EngineProcess, whose child
+runs a CaptureRunner over a LiveCapture, with the CLI's default snaplen,
+buffer and refresh rate), driven through Textual's headless test harness so
+that key presses can be timed.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from bench.load import send_messages, smtp_sink
 from bench.processes import free_port
 from smtptop.capture.live import LiveCapture
 from smtptop.config import DEFAULT_BUFFER_KIB, DEFAULT_SNAPLEN, SMTP_PORTS, EngineConfig
-from smtptop.engine.conversation import Conversation
 from smtptop.engine.engine import Engine
+from smtptop.engine.process import EngineProcess
 from smtptop.engine.runner import CaptureRunner
 from smtptop.ui.app import SmtpTopApp
 from smtptop.ui.dashboard import DashboardScreen
@@ -47,54 +48,34 @@ class LiveResult:
     sort_latencies_catching_up: list[float] = field(default_factory=list)
 
 
-class AcceptedCounter:
-    """Accepted messages per conversation: from the engine's reports, then from the rows still kept."""
-
-    def __init__(self) -> None:
-        self.by_key: dict[int, int] = {}
-
-    def __call__(self, conversation: Conversation) -> None:
-        # Runs on the capture thread under the engine's lock.
-        smtp = conversation.smtp
-        accepted = sum(1 for item in smtp.transactions if item.result == "accepted") if smtp else 0
-        self.by_key[conversation.key] = accepted
-
-    def total(self, engine: Engine) -> int:
-        counts = dict(self.by_key)
-        for row in engine.snapshot().rows:
-            counts.setdefault(row.key, row.messages)
-        return sum(counts.values())
-
-
 async def measure(messages: int, reference_frames: int = 0) -> LiveResult:
     result = LiveResult(messages, reference_frames=reference_frames)
     port = free_port()
     bpf_filter = f"tcp port {port}"
-    counter = AcceptedCounter()
     with smtp_sink(port):
         capture = LiveCapture("lo", DEFAULT_SNAPLEN, DEFAULT_BUFFER_KIB, bpf_filter, promiscuous=False)
-        engine = Engine(EngineConfig(smtp_ports=SMTP_PORTS | {port}), capture.link_type, "lo", bpf_filter,
-                        on_finished=counter)
-        runner = CaptureRunner(engine, capture)
-        runner.start()
+        engine = Engine(EngineConfig(smtp_ports=SMTP_PORTS | {port}), capture.link_type, "lo", bpf_filter)
+        source = EngineProcess(CaptureRunner(engine, capture))
+        source.start()
         try:
-            app = SmtpTopApp(runner, live=True)
+            app = SmtpTopApp(source, live=True)
             async with app.run_test(size=(160, 40)) as pilot:
                 await pilot.pause(0.5)
                 watch = RepaintWatch(app.dashboard)
                 await _load_and_press(app, watch, port, result)
-                await _catch_up(app, watch, engine, result)
+                await _catch_up(app, watch, source, result)
                 await pilot.press("q")
+            stats = source.snapshot().stats
+            backlog = source.backlog()
         finally:
-            runner.stop()
-        stats = engine.snapshot().stats
+            source.stop()
     result.kernel_drops = stats.kernel_drops
     result.interface_drops = stats.interface_drops
     result.queue_drops = stats.queue_drops
-    result.queue_peak_mib = round(runner.queue_peak_bytes / (1024 * 1024), 1)
+    result.queue_peak_mib = round((backlog.peak_bytes if backlog else 0) / (1024 * 1024), 1)
     result.packets = stats.packets
     result.conversations = stats.conversations_total
-    result.accepted = counter.total(engine)
+    result.accepted = stats.messages_accepted
     return result
 
 
@@ -108,7 +89,7 @@ async def _load_and_press(app: SmtpTopApp, watch: RepaintWatch, port: int, resul
     result.send_seconds = await sender
 
 
-async def _catch_up(app: SmtpTopApp, watch: RepaintWatch, engine: Engine, result: LiveResult) -> None:
+async def _catch_up(app: SmtpTopApp, watch: RepaintWatch, source: EngineProcess, result: LiveResult) -> None:
     """Keep pressing the sort key until the engine has taken in every captured packet.
 
     The engine has caught up when its packet count has not moved for
@@ -117,14 +98,14 @@ async def _catch_up(app: SmtpTopApp, watch: RepaintWatch, engine: Engine, result
     """
     dashboard = app.dashboard
     started = time.monotonic()
-    last_count = engine.packets
+    last_count = source.snapshot().stats.packets
     last_change = started
     while True:
         await asyncio.sleep(PRESS_INTERVAL_SECONDS)
         now = time.monotonic()
         if now - started > CATCH_UP_TIMEOUT_SECONDS:
             raise TimeoutError(f"the engine still took in packets {CATCH_UP_TIMEOUT_SECONDS} s after sending")
-        count = engine.packets
+        count = source.snapshot().stats.packets
         if count == last_count:
             if now - last_change >= SETTLED_SECONDS:
                 break

@@ -35,6 +35,7 @@ from smtptop.config import (
 from smtptop.decode.packet import UnsupportedLinkType
 from smtptop.engine.conversation import Conversation
 from smtptop.engine.engine import Engine
+from smtptop.engine.process import EngineProcess
 from smtptop.engine.runner import CaptureRunner
 from smtptop.export.headless import FrameSelection, save_capture
 from smtptop.export.pcap import ExportError
@@ -425,11 +426,12 @@ def _check_recorder(config: Config, source: LiveCapture | CaptureReader) -> Reco
     return recorder
 
 
-def _start_recorder(config: Config, recorder: Recorder | None) -> None:
-    """With -Z as root, drop root for the user; then start writing the recording.
+def _drop_root(config: Config, recorder: Recorder | None) -> None:
+    """With -Z as root, check that the user can read what smtptop still needs, then become that user.
 
     Called once everything that needs root is open (the capture handle, the
-    TLS keys), and before any thread starts.
+    TLS keys), and before any thread starts or the engine process is forked.
+    The recording starts with the capture, so its files belong to the user.
     """
     if recorder is None:
         return
@@ -440,12 +442,11 @@ def _start_recorder(config: Config, recorder: Recorder | None) -> None:
         )
         check_readable_as(owner, needed)
         drop_privileges(owner)
-    recorder.start()
 
 
-def _start_or_fail(config: Config, source: LiveCapture | CaptureReader, recorder: Recorder | None) -> None:
+def _drop_root_or_fail(config: Config, source: LiveCapture | CaptureReader, recorder: Recorder | None) -> None:
     try:
-        _start_recorder(config, recorder)
+        _drop_root(config, recorder)
     except (RecordError, OSError) as error:
         source.close()
         _fail(str(error))
@@ -471,18 +472,20 @@ def _run(config: Config, source: LiveCapture | CaptureReader, name: str) -> int:
             recorder=recorder,
             queue_bytes=config.capture.queue_mib * 1024 * 1024,
         )
+        # The capture and the engine run in a child process, so that keys never wait for the analysis.
+        source_process = EngineProcess(runner)
         app = SmtpTopApp(
-            runner,
+            source_process,
             stall_seconds=config.stall_seconds,
             live=isinstance(source, LiveCapture) or config.demo,
             secrets_shown=config.engine.reveal_secrets,
         )
-        _start_or_fail(config, source, recorder)
-        runner.start()
+        _drop_root_or_fail(config, source, recorder)
+        source_process.start()
         try:
             app.run()
         finally:
-            runner.stop()
+            source_process.stop()
         return 0
     return _run_headless(config, source, name, bpf_filter, recorder)
 
@@ -507,7 +510,7 @@ def _run_headless(
         recorder=recorder,
         queue_bytes=config.capture.queue_mib * 1024 * 1024,
     )
-    _start_or_fail(config, source, recorder)
+    _drop_root_or_fail(config, source, recorder)
     interrupted = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: interrupted.set())

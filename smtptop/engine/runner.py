@@ -46,10 +46,11 @@ BEHIND_SHOWN_SECONDS = 1.0
 
 @dataclass(frozen=True, slots=True)
 class Backlog:
-    """Frames captured live but not yet analysed, and how long the oldest has waited."""
+    """Frames captured live but not yet analysed, how long the oldest has waited, and the queue's peak."""
 
     frames: int
     seconds: float
+    peak_bytes: int = 0  # the most the queue has held (see CaptureDrain.peak_bytes)
 
 
 class CaptureRunner:
@@ -80,6 +81,9 @@ class CaptureRunner:
         self._thread = threading.Thread(target=self._run, name="smtptop-capture", daemon=True)
 
     def start(self) -> None:
+        """Start the recorder, if any, and the capture thread."""
+        if self.recorder is not None:
+            self.recorder.start()
         self._thread.start()
 
     def stop(self) -> None:
@@ -116,7 +120,7 @@ class CaptureRunner:
             return None
         frames, oldest = self._drain.backlog()
         behind = max(time.time() - oldest, 0.0) if oldest is not None else 0.0
-        return Backlog(frames, behind)
+        return Backlog(frames, behind, self._drain.peak_bytes)
 
     def is_running(self) -> bool:
         return self._thread.is_alive()
@@ -126,6 +130,10 @@ class CaptureRunner:
 
     def detail(self, key: int) -> ConversationDetail | None:
         return self.engine.detail(key)
+
+    def details(self, keys: Collection[int]) -> dict[int, ConversationDetail | None]:
+        """Return the details of ``keys``, None for each no longer tracked."""
+        return {key: self.engine.detail(key) for key in keys}
 
     @property
     def link_type(self) -> int:

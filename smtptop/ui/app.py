@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 
 from textual.app import App
 from textual.binding import Binding
@@ -140,6 +141,18 @@ class SmtpTopApp(App[None]):
             self._log_source_error("detail", error)
             return None
 
+    def fetch_details(self, keys: Collection[int]) -> dict[int, ConversationDetail | None]:
+        """Read the details of many conversations for an export; None for each one no longer tracked.
+
+        A source with ``details`` gives them in one call. Unlike ``fetch_detail``, a
+        failing source raises, so the export can report the error.
+        """
+        details = getattr(self.source, "details", None)
+        if details is None:
+            return {key: self.source.detail(key) for key in keys}
+        found: dict[int, ConversationDetail | None] = details(keys)
+        return found
+
     def _log_source_error(self, call: str, error: Exception) -> None:
         now = time.monotonic()
         if now - self._last_error_log.get(call, -_ERROR_LOG_INTERVAL) >= _ERROR_LOG_INTERVAL:
@@ -148,7 +161,12 @@ class SmtpTopApp(App[None]):
 
     def open_conversation(self, key: int) -> None:
         """Push the conversation screen for ``key``, or notify that it is no longer tracked."""
-        detail = self.fetch_detail(key)
+        try:
+            detail = self.source.detail(key)
+        except Exception as error:
+            self._log_source_error("detail", error)
+            self.notify(f"Cannot open conversation {key}: {error}", severity="error")
+            return
         if detail is None:
             self.notify(f"Conversation {key} is no longer tracked.", severity="warning")
             return

@@ -264,8 +264,7 @@ class SaveScreen(ModalScreen[SaveResult | None]):
         if self.save_format is SaveFormat.PCAP:
             return save_pcap(app.source, keys, path)
         transcripts: dict[int, str] = {}
-        for key in keys:
-            detail = app.fetch_detail(key)
+        for key, detail in app.fetch_details(keys).items():
             if detail is not None:
                 # The detail is masked unless the user revealed secrets with R; the file follows the screen.
                 transcripts[key] = transcript_text(detail, reveal=app.secrets_shown)

@@ -4,7 +4,9 @@ The app calls ``snapshot()`` a few times per second on the event loop
 thread, so implementations must return quickly and not block.
 ``detail(key)`` is called at the same rate for the one conversation on screen.
 ``set_reveal_secrets`` is optional. The app looks it up with ``getattr`` and
-shows a notification when a source does not have it.
+shows a notification when a source does not have it. ``details(keys)`` is
+optional too: an export of many conversations uses it when present, and
+calls ``detail`` for each otherwise.
 """
 
 from __future__ import annotations

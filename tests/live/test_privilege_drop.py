@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import pwd
-import struct
 import subprocess
-import termios
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +17,7 @@ from tests.record.helpers import packet_count, requires_wireshark_tools
 from tests.support.other_user import OTHER_USER, needs_root_and_other_user, shared_directory
 from tests.support.readable_python import python_for_user
 from tests.support.servers import LOOPBACK, aiosmtpd_server
+from tests.support.terminal import Terminal
 
 pytestmark = [
     pytest.mark.live,
@@ -158,52 +154,10 @@ def test_unreadable_keylog_rejected_before_capture(
     assert list(shared_dir.iterdir()) == []
 
 
-class _Terminal:
-    """A pseudo-terminal for the dashboard, with a thread that keeps reading what it draws."""
-
-    def __init__(self) -> None:
-        self.master, self.slave = os.openpty()
-        fcntl.ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", 45, 160, 0, 0))
-        self._output = bytearray()
-        self._lock = threading.Lock()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                chunk = os.read(self.master, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            with self._lock:
-                self._output += chunk
-
-    def output(self) -> bytes:
-        with self._lock:
-            return bytes(self._output)
-
-    def wait_for(self, text: bytes, seconds: float) -> bool:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if text in self.output():
-                return True
-            time.sleep(0.05)
-        return False
-
-    def press(self, keys: str) -> None:
-        os.write(self.master, keys.encode())
-
-    def close(self) -> None:
-        os.close(self.slave)
-        os.close(self.master)
-
-
 def test_dashboard_runs_as_user(python: list[str], shared_dir: Path) -> None:
     shared_dir.chmod(0o1777)
     user = pwd.getpwnam(USER)
-    terminal = _Terminal()
+    terminal = Terminal()
 
     with aiosmtpd_server() as server:
         command = [
@@ -222,16 +176,7 @@ def test_dashboard_runs_as_user(python: list[str], shared_dir: Path) -> None:
             "port",
             str(server.port),
         ]
-        environment = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "160", "LINES": "45"}
-        process = subprocess.Popen(
-            command,
-            cwd=shared_dir,
-            stdin=terminal.slave,
-            stdout=terminal.slave,
-            stderr=terminal.slave,
-            env=environment,
-            start_new_session=True,
-        )
+        process = terminal.run(command, shared_dir)
         try:
             assert terminal.wait_for(b"packets", STARTUP_SECONDS), terminal.output()[-2000:]
             ids = _ids(process.pid)
