@@ -20,6 +20,7 @@ from smtptop.config import DEFAULT_BUFFER_KIB, DEFAULT_SNAPLEN, SMTP_PORTS, Engi
 from smtptop.engine.engine import Engine
 from smtptop.engine.process import EngineProcess
 from smtptop.engine.runner import CaptureRunner
+from smtptop.runtime import tune_garbage_collector_for_display
 from smtptop.ui.app import SmtpTopApp
 from smtptop.ui.dashboard import DashboardScreen
 
@@ -57,6 +58,7 @@ async def measure(messages: int, reference_frames: int = 0) -> LiveResult:
         engine = Engine(EngineConfig(smtp_ports=SMTP_PORTS | {port}), capture.link_type, "lo", bpf_filter)
         source = EngineProcess(CaptureRunner(engine, capture))
         source.start()
+        tune_garbage_collector_for_display()
         try:
             app = SmtpTopApp(source, live=True)
             async with app.run_test(size=(160, 40)) as pilot:

@@ -41,7 +41,7 @@ from smtptop.export.headless import FrameSelection, save_capture
 from smtptop.export.pcap import ExportError
 from smtptop.record import RecordConfig, Recorder, RecordError, parse_file_size
 from smtptop.record.privileges import check_readable_as, drop_privileges, import_roots, input_paths
-from smtptop.runtime import tune_garbage_collector
+from smtptop.runtime import tune_garbage_collector, tune_garbage_collector_for_display
 from smtptop.tls.keylog import KeyLog, KeyLogError
 from smtptop.tls.keys import KEYLOG_ENVIRONMENT, TlsKeys, keylog_path_from_environment
 
@@ -482,6 +482,7 @@ def _run(config: Config, source: LiveCapture | CaptureReader, name: str) -> int:
         )
         _drop_root_or_fail(config, source, recorder)
         source_process.start()
+        tune_garbage_collector_for_display()
         try:
             app.run()
         finally:
