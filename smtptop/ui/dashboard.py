@@ -30,7 +30,9 @@ from smtptop.ui.row_table import CELL_PADDING, RowTable
 from smtptop.ui.rows import (
     CONVERSATION_COLUMNS,
     FREE_TEXT_COLUMNS,
+    MIN_FREE_TEXT_WIDTH,
     LOSS_STYLE,
+    NARROW_HIDDEN_COLUMNS,
     SORT_ORDERS,
     STALLED_STYLE,
     WINDOW_STYLE,
@@ -92,6 +94,7 @@ def header_text(
     status: str = "",
     recording: RecorderStats | None = None,
     backlog: Backlog | None = None,
+    hidden_columns: Sequence[str] = (),
 ) -> Text:
     """Build the header above the conversation table: counters, loss, the view's settings, the marks, a status message and any error."""
     text = Text(no_wrap=True, overflow="ellipsis")
@@ -111,6 +114,8 @@ def header_text(
     text.append("stalled ")
     text.append(f"{stalled:,}", style=STALLED_STYLE if stalled else "")
     text.append(f"  sorted by {order.label}{', reversed' if reverse else ''}", style="dim")
+    if hidden_columns:
+        text.append(f"  too narrow for: {', '.join(hidden_columns)}", style="dim")
     quick = row_filter.quick_labels()
     if quick:
         text.append("  only: ")
@@ -364,8 +369,15 @@ class DashboardScreen(Screen[None]):
             status=self.status,
             recording=self.recording,
             backlog=self.backlog,
+            hidden_columns=self._hidden_column_labels(),
         )
         self.query_one("#header", Static).update(header)
+
+    def _hidden_column_labels(self) -> list[str]:
+        if not self._mounted:
+            return []
+        hidden = set(self.query_one("#conversations", RowTable).hidden_columns)
+        return [column.label for column in CONVERSATION_COLUMNS if column.key in hidden]
 
     def _render_rows(self) -> None:
         if self._snapshot is None:
@@ -433,13 +445,22 @@ class DashboardScreen(Screen[None]):
         self._fit_free_text_columns()
 
     def _fit_free_text_columns(self) -> None:
-        """Give the last command and last reply the width the other columns leave."""
+        """Give the last command and last reply the width the other columns leave, hiding some on a narrow terminal."""
         if not self._mounted:
             return
         table = self.query_one("#conversations", RowTable)
-        others = table.render_width(exclude=FREE_TEXT_COLUMNS)
         padding = 2 * CELL_PADDING * len(FREE_TEXT_COLUMNS)
+        others = sum(table.column_width(column.key) for column in CONVERSATION_COLUMNS if column.key not in FREE_TEXT_COLUMNS)
         free = table.scrollable_content_region.width - others - padding
+        hidden: list[str] = []
+        for key in NARROW_HIDDEN_COLUMNS:
+            if free >= MIN_FREE_TEXT_WIDTH:
+                break
+            hidden.append(key)
+            free += table.column_width(key)
+        if hidden != table.hidden_columns:
+            table.hide_columns(hidden)
+            self._render_header()
         for key, width in zip(FREE_TEXT_COLUMNS, free_text_widths(free)):
             table.set_column_width(key, width)
 

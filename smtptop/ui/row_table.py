@@ -13,7 +13,7 @@ address among the rows, with ``set_column_width``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import ClassVar
 
 from rich.segment import Segment
@@ -95,6 +95,7 @@ class RowTable(ScrollView, can_focus=True):
         self.ordered_columns = tuple(columns)
         self._column_index = {column.key: index for index, column in enumerate(self.ordered_columns)}
         self._widths = [column.width or len(column.label) for column in self.ordered_columns]
+        self._visible = [True] * len(self.ordered_columns)
         self._cells_for = cells_for
         self._keys: list[str] = []
         self._positions: dict[str, int] = {}
@@ -162,12 +163,29 @@ class RowTable(ScrollView, can_focus=True):
             self._update_virtual_size()
             self.refresh()
 
-    def render_width(self, exclude: Sequence[str] = ()) -> int:
-        """Return the width of the columns with their padding, leaving out those in ``exclude``."""
+    def column_width(self, key: str) -> int:
+        """Return the cells that column ``key`` takes when shown, its padding included."""
+        return self._widths[self._column_index[key]] + 2 * CELL_PADDING
+
+    def hide_columns(self, keys: Collection[str]) -> None:
+        """Leave out the columns ``keys`` when drawing, and show every other column."""
+        visible = [column.key not in keys for column in self.ordered_columns]
+        if visible != self._visible:
+            self._visible = visible
+            self._update_virtual_size()
+            self.refresh()
+
+    @property
+    def hidden_columns(self) -> list[str]:
+        """The keys of the columns left out when drawing, in column order."""
+        return [column.key for column, shown in zip(self.ordered_columns, self._visible) if not shown]
+
+    def render_width(self, exclude: Collection[str] = ()) -> int:
+        """Return the width of the shown columns with their padding, leaving out those in ``exclude``."""
         return sum(
             width + 2 * CELL_PADDING
-            for column, width in zip(self.ordered_columns, self._widths)
-            if column.key not in exclude
+            for column, width, shown in zip(self.ordered_columns, self._widths, self._visible)
+            if shown and column.key not in exclude
         )
 
     # ------------------------------------------------------------------
@@ -194,7 +212,9 @@ class RowTable(ScrollView, can_focus=True):
     def _line(self, cells: Sequence[Text | str]) -> Text:
         line = Text(no_wrap=True, end="")
         pad = " " * CELL_PADDING
-        for cell, width in zip(cells, self._widths):
+        for cell, width, shown in zip(cells, self._widths, self._visible):
+            if not shown:
+                continue
             text = cell.copy() if isinstance(cell, Text) else Text(cell)
             text.truncate(width, overflow="ellipsis", pad=True)
             line.append(pad)

@@ -44,6 +44,11 @@ TCP_COUNTERS_LABEL = "rtx dup 0w"
 # share the width the other columns leave; see free_text_widths.
 FREE_TEXT_COLUMNS = ("last_command", "last_reply")
 # Small enough that the table fits a 120-column terminal: a verb and a reply code with its first words stay readable.
+# On a terminal too narrow to leave the last command and reply MIN_FREE_TEXT_WIDTH cells, these
+# columns are hidden, in this order, until it does. The TCP counters and the message count are
+# also on the conversation screen, and the dialogue matters more than the age, the TLS mode or the idle time.
+NARROW_HIDDEN_COLUMNS = ("retransmissions", "messages", "age", "tls", "idle")
+MIN_FREE_TEXT_WIDTH = 30
 MIN_COMMAND_WIDTH = 4
 MIN_REPLY_WIDTH = 8
 MAX_COMMAND_WIDTH = 48

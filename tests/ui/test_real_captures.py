@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import re
 import time
 from itertools import pairwise
 from pathlib import Path
@@ -32,7 +33,8 @@ from smtptop.engine.snapshot import CaptureStats, Snapshot
 from smtptop.ui.app import SmtpTopApp
 from smtptop.ui.conversation import ConversationScreen
 from smtptop.ui.dashboard import DashboardScreen
-from smtptop.ui.rows import free_text_widths
+from smtptop.ui.row_table import CELL_PADDING
+from smtptop.ui.rows import CONVERSATION_COLUMNS, free_text_widths
 from smtptop.ui.source import StaticSource
 from tests.support import DEMO_CAPTURE, PUBLIC_CAPTURES, REPO_ROOT
 from tests.support.tshark import conversation_count, smtp_dialogue, tshark_path
@@ -306,8 +308,15 @@ async def test_quiet_live_source_keeps_refreshing() -> None:
     assert source.stop_calls == 1
 
 
-@pytest.mark.parametrize("width", [120, 160])
-async def test_demo_columns_fit_width(width: int) -> None:
+@pytest.mark.parametrize(
+    ("width", "hidden"),
+    [
+        (80, ["TLS", "age", "idle", "msg", "rtx dup 0w"]),
+        (120, ["age", "msg", "rtx dup 0w"]),
+        (160, []),
+    ],
+)
+async def test_demo_columns_fit_width(width: int, hidden: list[str]) -> None:
     app, _ = read_file(DEMO_CAPTURE)
     async with app.run_test(size=(width, 40)) as pilot:
         await pilot.pause()
@@ -315,17 +324,28 @@ async def test_demo_columns_fit_width(width: int) -> None:
         conversations = table(app, "conversations")
         lines = screen_lines(conversations)
         replies = column(app, "conversations", "last_reply")
+        header = str(app.dashboard.query_one("#header", Static).content)
 
         assert conversations.virtual_size.width <= conversations.scrollable_content_region.width
-        assert "rtx dup 0w" in lines[0]
+        # Column labels are at least two spaces apart, the padding of two neighbouring cells.
+        labels = re.split(r"\s{2,}", lines[0].strip())
+        expected = [column.label for column in CONVERSATION_COLUMNS if column.label not in hidden]
+        assert len(labels) == len(expected)
+        for label, full in zip(labels, expected, strict=True):
+            # At 80 columns, the last command and last reply labels are cut with "…".
+            assert label == full or (label.endswith("…") and full.startswith(label[:-1])), label
+        if hidden:
+            assert f"too narrow for: {', '.join(hidden)}" in " ".join(header.split())
+        else:
+            assert "too narrow" not in header
         for stage in DEMO_STAGES:
             assert any(stage in line for line in lines[1:]), stage
+        reply_width = conversations.column_width("last_reply") - 2 * CELL_PADDING
+        assert reply_width >= (8 if width == 80 else 18)
         for reply in replies:
-            # At 120 columns the reply column has its minimum width: seven characters and "…".
-            visible = reply.plain if width == 160 else reply.plain[:7]
+            # A reply longer than its column shows its start and an ellipsis.
+            visible = reply.plain if len(reply.plain) <= reply_width else reply.plain[: reply_width - 1]
             assert any(visible in line for line in lines[1:]), reply.plain
-        if width == 120:
-            assert any(line.rstrip().endswith("…") for line in lines[1:])
 
 
 def test_free_text_widths_split_and_clamp() -> None:
