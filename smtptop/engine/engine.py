@@ -162,10 +162,16 @@ class Engine:
             return
 
         conversation = self._flows.get(key)
-        if conversation is not None and seg.flags & (SYN | ACK) == SYN and conversation.tcp.closed:
-            # A new SYN on a finished connection's addresses is a new connection (port reuse).
-            self._retire(key, conversation)
-            conversation = None
+        if conversation is not None and seg.flags & (SYN | ACK) == SYN:
+            tcp = conversation.tcp
+            if tcp.closed:
+                # A new SYN on a finished connection's addresses is a new connection (port reuse).
+                self._retire(key, conversation)
+                conversation = None
+            elif tcp.starts_new_connection(seg):
+                # The same, when the old connection's FIN or RST was lost in the capture.
+                self._end_reused(key, conversation, seg.ts)
+                conversation = None
         if conversation is None:
             conversation = self._open(key, seg)
 
@@ -231,6 +237,26 @@ class Engine:
         """Take a conversation out of the flow table; it stays listed until evicted."""
         if key is not None and self._flows.get(key) is conversation:
             del self._flows[key]
+
+    def _end_reused(self, key: FlowKey, conversation: Conversation, ts: float) -> None:
+        """Close a conversation whose ports a new connection took, as if its end had been captured."""
+        self._retire(key, conversation)
+        conversation.tcp.end_for_reuse(ts)
+        conversation.finish(ts)
+        conversation.dirty = True
+        self._with_holes.discard(conversation)
+        conversation.give_up_sniffing()
+        if conversation.is_smtp is False:
+            # Forgotten as _ignore does, but the new connection on these ports is examined afresh.
+            self.conversations.pop(conversation.key, None)
+            self._frames.release(conversation.packets)
+            return
+        conversation.close(ts)
+        if not conversation.queued_for_eviction:
+            conversation.queued_for_eviction = True
+            self._closed.push(conversation)
+            if self.on_finished is not None:
+                self._unreported.append(conversation)
 
     def _housekeeping(self, now: float) -> None:
         if self._with_holes:

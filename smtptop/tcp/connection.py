@@ -33,6 +33,9 @@ class TcpStage(Enum):
     RESET = "reset (RST)"
     REFUSED = "refused"
     MIDSTREAM = "mid-stream"  # the handshake was not captured
+    # A new connection on the same addresses and ports began before this one was seen to end,
+    # because its FIN or RST was not captured.
+    REUSED = "ports reused"
 
     # Members are singletons: identity hashing is correct and runs in C, not in Enum's __hash__.
     __hash__ = object.__hash__
@@ -52,7 +55,7 @@ _C2S = Direction.CLIENT_TO_SERVER
 _S2C = Direction.SERVER_TO_CLIENT
 _FIN_BIT = {_C2S: 1, _S2C: 2}
 _BOTH_FINS = 3
-_ENDED = frozenset((TcpStage.CLOSED, TcpStage.RESET, TcpStage.REFUSED))
+_ENDED = frozenset((TcpStage.CLOSED, TcpStage.RESET, TcpStage.REFUSED, TcpStage.REUSED))
 _HANDSHAKE = frozenset((TcpStage.SYN_SENT, TcpStage.SYN_ACK))
 
 
@@ -193,6 +196,22 @@ class TcpConnection:
         if isn is None:
             return seq
         return (seq - isn) & 0xFFFFFFFF
+
+    def starts_new_connection(self, seg: Segment) -> bool:
+        """Return True when ``seg``, a SYN without ACK, opens a new connection on these ports.
+
+        A SYN with another sequence number than the one its sender started with
+        opens a new connection, and tshark 4.0 gives it a new tcp.stream too.
+        With the same number it is the SYN sent again.
+        """
+        isn = self._streams[self.direction_of(seg)].isn
+        return isn is not None and seg.seq != isn
+
+    def end_for_reuse(self, ts: float) -> None:
+        """End this connection because a new one took its ports (see TcpStage.REUSED)."""
+        if not self.closed:
+            self.stage = TcpStage.REUSED
+            self.end_ts = ts
 
     @property
     def retransmissions(self) -> int:

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
+
+from smtptop.decode.linktypes import ETHERNET
+from smtptop.export.pcap import write_pcap
 from smtptop.output.records import conversation_record
 from tests.engine.wire import Wire, test_engine
+from tests.support.tshark import conversation_count, tshark_path
+
+needs_tshark = pytest.mark.skipif(tshark_path() is None, reason="tshark is needed as the oracle")
 
 PLAIN_DIALOGUE = [
     ("s", b"220 mx.example ESMTP\r\n"),
@@ -54,6 +62,39 @@ def test_port_reuse_starts_new_conversation() -> None:
 
     engine.finish_input(None)
     assert [conversation.key for conversation in finished] == [row.key for row in rows]
+
+
+# The first connection's FIN was not captured, so only its SYN and dialogue are in the capture.
+REUSED_PORT_CASES = [
+    pytest.param(90000, 2, id="new SYN number: a new connection"),
+    pytest.param(100, 1, id="same SYN number: the SYN sent again"),
+]
+
+
+@needs_tshark
+@pytest.mark.parametrize(("second_isn", "connections"), REUSED_PORT_CASES)
+def test_lost_fin_port_reuse_matches_tshark(tmp_path: Path, second_isn: int, connections: int) -> None:
+    first = Wire(start=1000.0, client_isn=100).handshake().talk(PLAIN_DIALOGUE[:3])
+    second = Wire(start=1010.0, client_isn=second_isn).handshake().talk(PLAIN_DIALOGUE).close()
+    frames = first.frames + second.frames
+    capture = tmp_path / "reused.pcap"
+    write_pcap(str(capture), ETHERNET, 65535, frames)
+    engine, finished = test_engine()
+
+    engine.feed(frames)
+
+    assert conversation_count(capture) == connections
+    rows = engine.snapshot().rows
+    assert len(rows) == connections
+    assert rows[-1].stage == "closed (FIN)"
+    if connections == 2:
+        assert rows[0].stage == "ports reused"
+        assert rows[0].closed
+        assert rows[0].last_command == "EHLO client.example"
+        assert rows[0].packets == len(first.frames)
+        assert rows[1].packets == len(second.frames)
+    engine.finish_input(None)
+    assert sorted(conversation.key for conversation in finished) == [row.key for row in rows]
 
 
 def test_closed_conversation_lingers_then_reported_once() -> None:
