@@ -159,7 +159,10 @@ class Engine:
     def _on_segment(self, seg: Segment, data: bytes, wire_len: int) -> None:
         key = flow_key(seg)
         if key in self._ignored:
-            return
+            if seg.flags & (SYN | ACK) != SYN:
+                return
+            # A new connection on the ports of one found not to be SMTP is examined afresh.
+            del self._ignored[key]
 
         conversation = self._flows.get(key)
         if conversation is not None and seg.flags & (SYN | ACK) == SYN:

@@ -11,7 +11,7 @@ from smtptop.decode.linktypes import ETHERNET
 from smtptop.export.pcap import write_pcap
 from smtptop.output.records import conversation_record
 from tests.engine.wire import Wire, test_engine
-from tests.support.tshark import conversation_count, tshark_path
+from tests.support.tshark import conversation_count, run_tshark, tshark_path
 
 needs_tshark = pytest.mark.skipif(tshark_path() is None, reason="tshark is needed as the oracle")
 
@@ -95,6 +95,32 @@ def test_lost_fin_port_reuse_matches_tshark(tmp_path: Path, second_isn: int, con
         assert rows[1].packets == len(second.frames)
     engine.finish_input(None)
     assert sorted(conversation.key for conversation in finished) == [row.key for row in rows]
+
+
+@needs_tshark
+def test_reused_port_after_reset_attempt_matches_tshark(tmp_path: Path) -> None:
+    # On a port SMTP is not configured for, a new connection reuses a closed one's client
+    # port. The server answers its SYN with a challenge ACK in the old numbers, the
+    # client resets, sends its SYN again and the dialogue follows.
+    first = Wire(server_port=2600, start=1000.0, client_isn=100).handshake().talk(PLAIN_DIALOGUE).close()
+    second = Wire(server_port=2600, start=1001.0, client_isn=70000)
+    second.handshake_refused_by_challenge_ack(old_server_seq=first.seq["s"])
+    second.handshake().talk(PLAIN_DIALOGUE).close()
+    frames = first.frames + second.frames
+    capture = tmp_path / "reused.pcap"
+    write_pcap(str(capture), ETHERNET, 65535, frames)
+    engine, _ = test_engine()
+
+    engine.feed(frames)
+
+    greetings = run_tshark(capture, "-d", "tcp.port==2600,smtp", "-Y", "smtp.response.code == 220",
+                           "-T", "fields", "-e", "tcp.stream")
+    rows = engine.snapshot().rows
+    assert len(set(greetings.split())) == 2
+    assert len(rows) == 2
+    assert [row.last_reply for row in rows] == ["221 bye", "221 bye"]
+    # The reset ends the refused attempt, so the listed conversation starts at the SYN sent again.
+    assert rows[1].start == second.frames[3][0]
 
 
 def test_closed_conversation_lingers_then_reported_once() -> None:

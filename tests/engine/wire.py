@@ -41,6 +41,20 @@ class Wire:
         self._frame("c", ACK)
         return self
 
+    def handshake_refused_by_challenge_ack(self, old_server_seq: int) -> "Wire":
+        """Send a SYN that the server answers with an ACK of an older connection on these ports, and the client's reset.
+
+        The client then sends its SYN again with the same number, as a client
+        whose port the server still remembers does (RFC 9293, section 3.10.7.4).
+        """
+        isn = self.seq["c"]
+        self._frame("c", SYN)
+        self.seq["s"] = old_server_seq
+        self._frame("s", ACK)
+        self._frame("c", RST)
+        self.seq["c"] = isn
+        return self
+
     def client(self, payload: bytes, after: float = 0.001) -> "Wire":
         self._frame("c", ACK | PSH, payload, after)
         return self
