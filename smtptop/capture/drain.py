@@ -11,6 +11,12 @@ default) or waits for the engine lock.
 When the queue is full the newest packets are dropped and counted. The
 queue's size counts each frame's bytes plus FRAME_OVERHEAD_BYTES for the
 Python objects that hold it.
+
+With a recording (-w), each batch goes to the recorder as it enters the
+queue, so the files keep up with the link while the analysis is behind, and
+a stop loses nothing that was queued. The recorder numbers frames in the
+order the analysis takes them in, so a batch dropped from a full queue is
+left out of both.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 
 from smtptop.capture.errors import CaptureError
 from smtptop.capture.files import Frame
@@ -34,9 +41,13 @@ POLL_SECONDS = 0.1
 class CaptureDrain:
     """Reads a LiveCapture on its own thread; ``take`` hands the frames on in capture order."""
 
-    def __init__(self, capture: LiveCapture, max_bytes: int) -> None:
+    def __init__(
+        self, capture: LiveCapture, max_bytes: int, on_queued: Callable[[list[Frame]], None] | None = None
+    ) -> None:
         self.capture = capture
         self.max_bytes = max_bytes
+        # Called with each batch that enters the queue, before the analysis can take it; must not block.
+        self.on_queued = on_queued
         self._batches: deque[list[Frame]] = deque()
         self._queued_bytes = 0
         self._queued_frames = 0
@@ -140,6 +151,8 @@ class CaptureDrain:
                     )
                 self._dropped += len(batch)
                 return
+            if self.on_queued is not None:
+                self.on_queued(batch)
             self._batches.append(batch)
             self._queued_bytes += size
             self._queued_frames += len(batch)

@@ -30,8 +30,9 @@ POLL_SECONDS = 0.1
 # latency while the engine caught up was 135 ms with 1,000 frames, 90 to 108 ms
 # with 250, and 72 to 81 ms with 100. The catch-up itself took as long.
 FEED_FRAMES = 100
-# After a stop request, the engine takes in queued frames for this long. The rest
-# goes to the recording only, so a backlog cannot delay the exit.
+# After a stop request, the engine takes in queued frames for this long and skips the
+# rest, so a backlog cannot delay the exit. The recording has them already: the
+# capture queue hands each frame to the recorder as it enters.
 STOP_FEED_SECONDS = 1.0
 # The reading thread notices a stop within its poll (0.1 s) plus up to 20 quick reads.
 DRAIN_JOIN_SECONDS = 0.5
@@ -50,7 +51,7 @@ class Backlog:
 
     frames: int
     seconds: float
-    peak_bytes: int = 0  # the most the queue has held (see CaptureDrain.peak_bytes)
+    peak_bytes: int = 0  # the maximum the queue has held (see CaptureDrain.peak_bytes)
 
 
 class CaptureRunner:
@@ -69,7 +70,8 @@ class CaptureRunner:
         # Bound of the queue between the kernel buffer and the engine, for live capture.
         self.queue_bytes = queue_bytes
         self.source = source
-        # Gets every batch the engine gets, in the same order, so both number frames alike.
+        # Gets every batch the engine gets, in the same order, so both number frames alike:
+        # from the capture queue as frames enter it, or here for a file.
         self.recorder = recorder
         self.realtime = realtime
         # A replay shown as live (the demo) moves capture times to the wall clock,
@@ -183,7 +185,8 @@ class CaptureRunner:
             self.engine.finish_input("internal error in the capture thread; see the log")
 
     def _run_live(self, capture: LiveCapture) -> None:
-        drain = self._drain = CaptureDrain(capture, self.queue_bytes)
+        record = self.recorder.submit if self.recorder is not None else None
+        drain = self._drain = CaptureDrain(capture, self.queue_bytes, on_queued=record)
         drain.start()
         try:
             self._feed_from(drain, capture)
@@ -203,13 +206,12 @@ class CaptureRunner:
             if frames is None:
                 break
             if stop_deadline is not None and time.monotonic() > stop_deadline:
-                if self.recorder is not None:
-                    self.recorder.submit(frames)
+                # The recorder got these when they were queued; only the analysis skips them.
                 continue
             # While frames wait in the queue, the wall clock runs ahead of the packets,
             # so it would age the conversations by the queue's delay.
             queued, _ = drain.backlog()
-            self._feed(frames, None if queued else time.time())
+            self.engine.feed(frames, wall_clock=None if queued else time.time())
             kernel, interface = capture.drops()
             self.engine.set_drops(kernel, interface, drain.dropped)
 
@@ -219,18 +221,19 @@ class CaptureRunner:
             if self._stop.is_set():
                 return
             if pace is None:
-                self._feed(batch, None)
+                self._feed(batch)
                 continue
             for frame in batch:
                 if not pace.wait_for(frame, self._stop):
                     return
-                self._feed([pace.rebase(frame)], None)
+                self._feed([pace.rebase(frame)])
         self.engine.finish_input(reader.error)
 
-    def _feed(self, batch: list[Frame], wall_clock: float | None) -> None:
+    def _feed(self, batch: list[Frame]) -> None:
+        """Feed frames read from a file to the recorder and the engine."""
         if self.recorder is not None:
             self.recorder.submit(batch)
-        self.engine.feed(batch, wall_clock=wall_clock)
+        self.engine.feed(batch)
 
 
 class _Pacer:

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from smtptop.capture.live import LiveCapture
-from smtptop.config import SMTP_PORTS, EngineConfig
+from smtptop.config import DEFAULT_BUFFER_KIB, SMTP_PORTS, EngineConfig
 from smtptop.engine.conversation import Conversation
 from smtptop.engine.engine import Engine
 from smtptop.engine.runner import CaptureRunner
+from smtptop.record import RecordConfig, Recorder
+from tests.record.helpers import packet_count, requires_wireshark_tools
 from tests.support.servers import LOOPBACK, find_program, smtp_sink
+from tests.support.tshark import run_tshark
 
 pytestmark = pytest.mark.live
 
@@ -105,3 +109,42 @@ def test_failing_engine_stops_reading_thread() -> None:
     assert drain is not None
     assert not drain.is_alive()
     assert engine.error == "internal error in the capture thread; see the log"
+
+
+@requires_wireshark_tools
+def test_stop_while_behind_keeps_recording(tmp_path: Path) -> None:
+    # The burst waits in the queue while the engine is locked, and the stop comes before the
+    # engine can take in a single frame of it. The recording must still hold all of it, as
+    # tcpdump's would.
+    recording = tmp_path / "behind.pcap"
+    with smtp_sink() as server:
+        bpf_filter = f"tcp port {server.port}"
+        # The default kernel buffer: this test is about the recording, not about a small buffer.
+        capture = LiveCapture("lo", 262144, DEFAULT_BUFFER_KIB, bpf_filter, promiscuous=False)
+        engine = Engine(EngineConfig(smtp_ports=SMTP_PORTS | {server.port}), capture.link_type, "lo", bpf_filter)
+        recorder = Recorder(RecordConfig(str(recording)), capture.link_type, capture.snaplen)
+        recorder.check()
+        runner = CaptureRunner(engine, capture, recorder=recorder)
+        runner.start()
+        try:
+            with engine.lock:
+                _send_burst(server.port)
+                time.sleep(1.0)
+                queued = runner.backlog()
+                kernel_drops, _ = capture.drops()
+                runner.stop()
+        finally:
+            runner.stop()
+            # The capture thread was stuck at the stop, so the handle is closed once it has ended.
+            deadline = time.monotonic() + CATCH_UP_SECONDS
+            while runner.is_running() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            capture.close()
+
+    written = recorder.stats()
+    syns = run_tshark(recording, "-Y", "tcp.flags.syn == 1 && tcp.flags.ack == 0", "-T", "fields", "-e", "frame.number")
+    assert queued is not None and queued.frames > 0
+    assert kernel_drops == 0
+    assert written.packets_not_written == 0
+    assert packet_count(recording) == written.packets_written
+    assert len(syns.split()) == MESSAGES

@@ -51,7 +51,9 @@ def capinfos(path: str | Path) -> dict[str, str]:
 
 
 def packet_count(path: str | Path) -> int:
-    return int(capinfos(path)["Number of packets"])
+    """Return capinfos' packet count of ``path``, in full: without -M it prints "60 k" from 10,000 on."""
+    result = subprocess.run(["capinfos", "-M", "-c", str(path)], capture_output=True, text=True, timeout=60, check=True)
+    return int(result.stdout.rsplit(":", 1)[1])
 
 
 def frame_rows(path: str | Path) -> list[tuple[str, ...]]:
