@@ -48,6 +48,8 @@ from smtptop.tls.keys import KEYLOG_ENVIRONMENT, TlsKeys, keylog_path_from_envir
 log = logging.getLogger(__name__)
 
 USAGE_ERROR = 2
+# The dashboard's capture process ended on its own: capture stopped before the user quit.
+CAPTURE_FAILED = 1
 DEMO_CAPTURE = "demo.pcap"
 # Headless output reports a closed conversation once it has lingered this long, so late
 # packets (a last ACK, a retransmitted FIN) are in its record.
@@ -487,6 +489,10 @@ def _run(config: Config, source: LiveCapture | CaptureReader, name: str) -> int:
             app.run()
         finally:
             source_process.stop()
+        if source_process.ended is not None:
+            # The dashboard showed it in its header; the terminal keeps it after the screen is gone.
+            print(f"smtptop: error: {source_process.ended}", file=sys.stderr)
+            return CAPTURE_FAILED
         return 0
     return _run_headless(config, source, name, bpf_filter, recorder)
 

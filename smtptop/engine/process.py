@@ -65,6 +65,9 @@ CALLS = frozenset({"detail", "details", "frames_for", "read_frame", "set_reveal_
 # The calls that change what the screens show, so the child sends a state before responding.
 STATE_CHANGING_CALLS = frozenset({"set_reveal_secrets"})
 
+# At most 15 characters, the kernel's limit for a process name.
+CHILD_NAME = "smtptop-capture"
+
 _ROW_FIELDS = tuple(field.name for field in fields(ConversationRow))
 _row_values = operator.attrgetter(*_ROW_FIELDS)
 
@@ -142,6 +145,11 @@ class EngineProcess:
     @property
     def pid(self) -> int | None:
         return self._pid
+
+    @property
+    def ended(self) -> str | None:
+        """Why the child ended without a stop, for the user; None while it runs or after a stop."""
+        return self._ended
 
     # -- what the dashboard reads --------------------------------------------
 
@@ -357,6 +365,7 @@ def _child_main(runner: CaptureRunner, connection: Connection, parents_end: Conn
         for fd in (0, 1, 2):
             os.dup2(quiet, fd)
         os.close(quiet)
+        _name_process(CHILD_NAME)
         _Server(runner, connection, push_seconds).run()
     except BaseException:
         log.exception("the capture process failed")
@@ -364,6 +373,15 @@ def _child_main(runner: CaptureRunner, connection: Connection, parents_end: Conn
     finally:
         logging.shutdown()
         os._exit(status)
+
+
+def _name_process(name: str) -> None:
+    """Set the name that top and ps -o comm show, to tell the capture process from the dashboard."""
+    try:
+        with open("/proc/self/comm", "w") as comm:
+            comm.write(name)
+    except OSError:
+        log.debug("cannot name the capture process %s", name)
 
 
 def _exit_on_terminate(signum: int, frame: object) -> None:

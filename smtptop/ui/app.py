@@ -165,7 +165,7 @@ class SmtpTopApp(App[None]):
             detail = self.source.detail(key)
         except Exception as error:
             self._log_source_error("detail", error)
-            self.notify(f"Cannot open conversation {key}: {error}", severity="error")
+            self.notify(f"Cannot open this conversation: {error}", severity="error")
             return
         if detail is None:
             self.notify(f"Conversation {key} is no longer tracked.", severity="warning")

@@ -75,13 +75,15 @@ def test_dashboard_survives_capture_death(tmp_path: Path) -> None:
         _send(server.port, 1)
         assert terminal.wait_for(b"messages 1", SHOW_SECONDS), terminal.output()[-2000:]
         [child] = _children(process.pid)
+        with open(f"/proc/{child}/comm") as comm:
+            assert comm.read().strip() == "smtptop-capture"
 
         os.kill(child, signal.SIGKILL)
 
         assert terminal.wait_for(b"was killed by signal 9 (SIGKILL)", SHOW_SECONDS), terminal.output()[-3000:]
         # The conversation's detail was in the dead process, and the dashboard shows why it cannot open it.
         terminal.press("\r")
-        assert terminal.wait_for(b"Cannot open conversation", SHOW_SECONDS), terminal.output()[-2000:]
+        assert terminal.wait_for(b"Cannot open this conversation", SHOW_SECONDS), terminal.output()[-2000:]
         # The other keys still work on what the dashboard last received.
         terminal.press("?")
         assert terminal.wait_for(b"smtptop keys", SHOW_SECONDS), terminal.output()[-2000:]
@@ -90,7 +92,9 @@ def test_dashboard_survives_capture_death(tmp_path: Path) -> None:
         terminal.press("q")
         status = process.wait(timeout=EXIT_SECONDS)
 
-    assert status == 0, terminal.output()[-3000:]
+    # The reason stays on the terminal after the screen is gone, and the exit status says capture failed.
+    assert status == 1, terminal.output()[-3000:]
+    assert terminal.wait_for(b"smtptop: error: the capture process", SHOW_SECONDS), terminal.output()[-3000:]
     assert b"Traceback" not in terminal.output()
 
 
