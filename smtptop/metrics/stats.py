@@ -29,3 +29,5 @@ class TrafficStats:
     top_error_servers: tuple[tuple[str, int], ...]  # server "ip:port" and its 4xx+5xx count
     top_error_clients: tuple[tuple[str, int], ...]
     slowest_servers: tuple[tuple[str, float], ...]  # server and its p95 reply latency in seconds
+    # The seconds the rates are averaged over: the window, or less while the meter has seen less. 0 means the window.
+    rate_seconds: float = 0.0

@@ -185,6 +185,7 @@ class TrafficMeter:
             top_error_servers=_top_counts(self._server_errors, self.top),
             top_error_clients=_top_counts(self._client_errors, self.top),
             slowest_servers=self._slowest_servers(cutoff),
+            rate_seconds=float(covered),
         )
 
     # -- internals -------------------------------------------------------------

@@ -174,7 +174,8 @@ class TrafficPanel(Horizontal):
         previous, self._traffic = self._traffic, traffic
         if traffic is None or traffic == previous:
             return
-        window = traffic.window_seconds
+        # Until a whole window has passed, the rates are averaged over the seconds seen so far.
+        window = traffic.rate_seconds or traffic.window_seconds
         if previous is None or _rates(previous) != _rates(traffic):
             self.query_one("#conversation-rate", Static).update(
                 rate_text("conversations/s", traffic.conversations_per_second, window)
@@ -197,9 +198,10 @@ class TrafficPanel(Horizontal):
             self.query_one("#traffic-tops", Static).update(top_lists_table(traffic))
 
 
-def _rates(traffic: TrafficStats) -> tuple[float, float, float]:
+def _rates(traffic: TrafficStats) -> tuple[float, float, float, float]:
     return (
         traffic.window_seconds,
+        traffic.rate_seconds,
         traffic.conversations_per_second,
         traffic.messages_per_second,
     )

@@ -69,6 +69,7 @@ def test_rates_divide_by_seen_seconds() -> None:
     assert stats.conversations_per_second == 0.4
     assert stats.messages_per_second == 0.2
     assert stats.window_seconds == 60.0
+    assert stats.rate_seconds == 10.0
 
 
 def test_rates_over_full_window() -> None:
@@ -78,6 +79,7 @@ def test_rates_over_full_window() -> None:
         meter.conversation_opened(second + 0.6)
     stats = meter.snapshot(1029.9)
     assert stats.conversations_per_second == 2.0
+    assert stats.rate_seconds == 10.0
     # Ten quiet seconds later the window is empty.
     assert meter.snapshot(1039.9).conversations_per_second == 0.0
 

@@ -301,6 +301,16 @@ async def test_traffic_panel_shows_values() -> None:
         assert "5.0 s 127.0.0.11:25" in tops
 
 
+async def test_rate_label_names_seconds_seen() -> None:
+    # Ten seconds into a capture, the rates cover those ten seconds, not the minute of the window.
+    app = make_app(sample_source(dataclasses.replace(sample_traffic(), rate_seconds=10.0)))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+
+        assert "over 10 s" in panel_text(app, "conversation-rate")
+        assert "over 10 s" in panel_text(app, "message-rate")
+
+
 async def test_traffic_panel_toggles_with_g() -> None:
     app = make_app(sample_source(sample_traffic()))
     async with app.run_test(size=SIZE) as pilot:
