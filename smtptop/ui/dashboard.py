@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -383,11 +384,9 @@ class DashboardScreen(Screen[None]):
         if self._snapshot is None:
             return
         stall = self.smtptop.stall_seconds
-        rows = [
-            row
-            for row in self._snapshot.rows
-            if self.row_filter.matches(row, self._now, stall)
-        ]
+        rows: Sequence[ConversationRow] = self._snapshot.rows
+        if self.row_filter.active:
+            rows = [row for row in rows if self.row_filter.matches(row, self._now, stall)]
         ordered = sort_rows(
             rows,
             self.row_order,
@@ -401,9 +400,12 @@ class DashboardScreen(Screen[None]):
         table = self.query_one("#conversations", RowTable)
         table.sync(list(self._rows_by_key))
         self._fit_columns(ordered)
-        live_keys = {row.key for row in self._snapshot.rows}
-        for gone in [cached for cached in self._fixed_cache if cached not in live_keys]:
-            del self._fixed_cache[gone]
+        if len(self._fixed_cache) > len(self._snapshot.rows):
+            # The cache holds the rows drawn so far. Pruning it once it outgrows the table bounds it
+            # without building a set of every key (10,000 by default) on each refresh.
+            live_keys = {row.key for row in self._snapshot.rows}
+            for gone in [cached for cached in self._fixed_cache if cached not in live_keys]:
+                del self._fixed_cache[gone]
 
     def _cells_for_key(self, key: str) -> list[Text]:
         row = self._rows_by_key.get(key)
@@ -440,7 +442,8 @@ class DashboardScreen(Screen[None]):
         table = self.query_one("#conversations", RowTable)
         marker = len(MARK_PREFIX) if self.marked else 0
         for key, label in (("client", "client"), ("server", "server")):
-            longest = max((len(getattr(row, key)) for row in rows), default=0)
+            # map and attrgetter run in C: this runs over every row on every refresh.
+            longest = max(map(len, map(attrgetter(key), rows)), default=0)
             table.set_column_width(key, max(len(label), longest + (marker if key == "client" else 0)))
         self._fit_free_text_columns()
 
