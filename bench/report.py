@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from bench.live import LiveResult
     from bench.ring import RingResult
     from bench.scale import ScaleUiResult
+    from bench.terminal import TerminalResult
 
 
 def load_record(capture: LoadCapture) -> dict[str, Any]:
@@ -88,6 +89,15 @@ def live_text(result: LiveResult) -> str:
         counted,
         _latency("key o (sort) while sending", result.sort_latencies),
         _latency("key o (sort) while the engine catches up", result.sort_latencies_catching_up),
+    ])
+
+
+def terminal_text(result: TerminalResult) -> str:
+    return "\n".join([
+        (f"\nterminal: {result.messages} messages sent in {result.send_seconds:.2f} s while the smtptop "
+         "command ran on a pseudo-terminal"),
+        _latency("key o (sort) while sending", result.sort_latencies),
+        _latency(f"key o (sort) in the {result.after_seconds:g} s after sending", result.sort_latencies_after),
     ])
 
 

@@ -26,7 +26,7 @@ from bench import load, machine, offline, profile, report
 from smtptop.runtime import tune_garbage_collector
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
-STEPS = ("offline", "profile", "ring", "live", "scale")
+STEPS = ("offline", "profile", "ring", "live", "terminal", "scale")
 log = logging.getLogger("bench")
 
 
@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         results["ring"] = run_ring(args)
     if "live" not in args.skip:
         results["live"] = run_live(args, capture.frames)
+    if "terminal" not in args.skip:
+        results["terminal"] = run_terminal(args)
     if "scale" not in args.skip:
         results["scale"] = run_scale(args)
 
@@ -131,6 +133,15 @@ def run_live(args: argparse.Namespace, reference_frames: int) -> dict[str, Any]:
     log.info("live: the dashboard captures on lo while smtp-source sends %d messages", args.messages)
     result = asyncio.run(live.measure(args.messages, reference_frames))
     print(report.live_text(result), flush=True)
+    return dataclasses.asdict(result)
+
+
+def run_terminal(args: argparse.Namespace) -> dict[str, Any]:
+    from bench import terminal
+
+    log.info("terminal: the smtptop command on a pseudo-terminal while smtp-source sends %d messages", args.messages)
+    result = terminal.measure(args.messages)
+    print(report.terminal_text(result), flush=True)
     return dataclasses.asdict(result)
 
 
