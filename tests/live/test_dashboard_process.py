@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from smtptop.engine.process import CAPTURE_NICENESS
 from tests.engine.test_process import wait_until
 from tests.record.helpers import capinfos, requires_wireshark_tools, run_tshark
 from tests.support.servers import LOOPBACK, smtp_sink
@@ -77,6 +78,11 @@ def test_dashboard_survives_capture_death(tmp_path: Path) -> None:
         [child] = _children(process.pid)
         with open(f"/proc/{child}/comm") as comm:
             assert comm.read().strip() == "smtptop-capture"
+        # Field 19 of /proc/PID/stat is the nice value; the process name before it has no spaces here.
+        with open(f"/proc/{child}/stat") as stat:
+            assert int(stat.read().split()[18]) == CAPTURE_NICENESS
+        with open(f"/proc/{process.pid}/stat") as stat:
+            assert int(stat.read().split()[18]) == 0
 
         os.kill(child, signal.SIGKILL)
 
