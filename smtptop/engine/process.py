@@ -392,6 +392,8 @@ def _name_process(name: str) -> None:
 
 
 def _exit_on_terminate(signum: int, frame: object) -> None:
+    # A second SIGTERM must not cut short the stop that the first one starts.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise SystemExit(0)
 
 

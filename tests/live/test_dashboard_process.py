@@ -105,8 +105,15 @@ def test_dashboard_survives_capture_death(tmp_path: Path) -> None:
 
 
 @requires_wireshark_tools
-@pytest.mark.parametrize("how", ["SIGKILL to the dashboard", "SIGHUP to the session"])
-def test_recording_completes_after_dashboard_death(tmp_path: Path, how: str) -> None:
+@pytest.mark.parametrize(
+    ("how", "logged"),
+    [
+        ("SIGKILL to the dashboard", "the dashboard went away; stopping the capture"),
+        ("SIGHUP to the session", "the dashboard went away; stopping the capture"),
+        ("SIGTERM to the session", "received SIGTERM, stopping the capture"),
+    ],
+)
+def test_recording_completes_after_dashboard_death(tmp_path: Path, how: str, logged: str) -> None:
     with smtp_sink() as server, _dashboard(server.port, tmp_path) as (process, terminal):
         _send(server.port, MESSAGES)
         assert terminal.wait_for(f"messages {MESSAGES}".encode(), SHOW_SECONDS), terminal.output()[-2000:]
@@ -114,14 +121,17 @@ def test_recording_completes_after_dashboard_death(tmp_path: Path, how: str) -> 
 
         if how == "SIGKILL to the dashboard":
             process.kill()
-        else:
+        elif how == "SIGHUP to the session":
             # What a lost terminal does: the whole session gets SIGHUP.
             os.killpg(process.pid, signal.SIGHUP)
+        else:
+            # What kill -TERM on the process group, or a service manager, does.
+            os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=EXIT_SECONDS)
         wait_until(lambda: not _alive(child), EXIT_SECONDS, "the capture process ending")
 
     # The child stopped as on a quit, not killed by the signal.
-    assert "the dashboard went away; stopping the capture" in (tmp_path / "log").read_text()
+    assert logged in (tmp_path / "log").read_text()
     # capinfos fails the test on a file cut short.
     info = capinfos(tmp_path / "live.pcap")
     assert int(info["Number of packets"]) > 0
