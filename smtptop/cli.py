@@ -474,7 +474,7 @@ def _run(config: Config, source: LiveCapture | CaptureReader, name: str) -> int:
             recorder=recorder,
             queue_bytes=config.capture.queue_mib * 1024 * 1024,
         )
-        # The capture and the engine run in a child process, so that keys never wait for the analysis.
+        # The capture and the engine run in a child process, so that keys do not wait for the analysis.
         source_process = EngineProcess(runner)
         app = SmtpTopApp(
             source_process,

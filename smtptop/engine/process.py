@@ -24,7 +24,7 @@ the child sends a state message before the response, so the state read
 after it already shows the change.
 
 The child is forked before any thread starts and after -Z dropped root. It
-holds the capture handle, the TLS keys and the recorder; the dashboard holds
+owns the capture handle, the TLS keys and the recorder. The dashboard has
 only what the child sent. When the dashboard goes away without a stop, the
 child sees the pipe close and stops the capture and the recording, as on a stop.
 """
@@ -68,9 +68,9 @@ STATE_CHANGING_CALLS = frozenset({"set_reveal_secrets"})
 # At most 15 characters, the kernel's limit for a process name.
 CHILD_NAME = "smtptop-capture"
 # The capture process yields the CPU to the dashboard (and to the mail server). In the bench's
-# live and terminal steps on 2 cores, with smtp-source and smtp-sink busy too, a key took up to
-# 120 to 234 ms at the same priority and at most 92 ms at this one, with no kernel or queue
-# drops and no slower catch-up: packets wait in the kernel buffer and the queue meanwhile.
+# terminal step on 2 cores, with smtp-source and smtp-sink busy too, a key took up to 120 to
+# 234 ms at the same priority and at most 92 ms at this one. There were no kernel or queue
+# drops and the catch-up was not slower, because packets wait in the kernel buffer and the queue.
 CAPTURE_NICENESS = 10
 
 _ROW_FIELDS = tuple(field.name for field in fields(ConversationRow))

@@ -401,7 +401,7 @@ class DashboardScreen(Screen[None]):
         table.sync(list(self._rows_by_key))
         self._fit_columns(ordered)
         if len(self._fixed_cache) > len(self._snapshot.rows):
-            # The cache holds the rows drawn so far. Pruning it once it outgrows the table bounds it
+            # The cache has the rows drawn so far. Pruning it once it outgrows the table bounds it
             # without building a set of every key (10,000 by default) on each refresh.
             live_keys = {row.key for row in self._snapshot.rows}
             for gone in [cached for cached in self._fixed_cache if cached not in live_keys]:

@@ -100,7 +100,7 @@ def test_lost_fin_port_reuse_matches_tshark(tmp_path: Path, second_isn: int, con
 @needs_tshark
 def test_reused_port_after_reset_attempt_matches_tshark(tmp_path: Path) -> None:
     # On a port SMTP is not configured for, a new connection reuses a closed one's client
-    # port. The server answers its SYN with a challenge ACK in the old numbers, the
+    # port. The server replies to its SYN with a challenge ACK in the old numbers, the
     # client resets, sends its SYN again and the dialogue follows.
     first = Wire(server_port=2600, start=1000.0, client_isn=100).handshake().talk(PLAIN_DIALOGUE).close()
     second = Wire(server_port=2600, start=1001.0, client_isn=70000)

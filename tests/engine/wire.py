@@ -42,7 +42,7 @@ class Wire:
         return self
 
     def handshake_refused_by_challenge_ack(self, old_server_seq: int) -> "Wire":
-        """Send a SYN that the server answers with an ACK of an older connection on these ports, and the client's reset.
+        """Send a SYN that the server replies to with an ACK of an older connection on these ports, and the client's reset.
 
         The client then sends its SYN again with the same number, as a client
         whose port the server still remembers does (RFC 9293, section 3.10.7.4).

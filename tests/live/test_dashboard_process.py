@@ -2,7 +2,7 @@
 
 If the capture process dies, the dashboard stays up, shows the error and
 still quits cleanly. If the dashboard dies (a lost SSH session), the capture
-process sees its pipe close, stops, and leaves a complete recording.
+process notices its pipe close, stops, and leaves a complete recording.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def test_dashboard_survives_capture_death(tmp_path: Path) -> None:
         terminal.press("q")
         status = process.wait(timeout=EXIT_SECONDS)
 
-    # The reason stays on the terminal after the screen is gone, and the exit status says capture failed.
+    # The reason stays on the terminal after the screen is gone, and the exit status reports the failure.
     assert status == 1, terminal.output()[-3000:]
     assert terminal.wait_for(b"smtptop: error: the capture process", SHOW_SECONDS), terminal.output()[-3000:]
     assert b"Traceback" not in terminal.output()
