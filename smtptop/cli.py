@@ -491,7 +491,11 @@ def _run(config: Config, source: LiveCapture | CaptureReader, name: str) -> int:
             source_process.stop()
         if source_process.ended is not None:
             # The dashboard showed it in its header; the terminal keeps it after the screen is gone.
-            print(f"smtptop: error: {source_process.ended}", file=sys.stderr)
+            print(
+                f"smtptop: error: {source_process.ended}, so capture stopped before you quit; "
+                "start smtptop with --log FILE to keep the capture process's messages",
+                file=sys.stderr,
+            )
             return CAPTURE_FAILED
         return 0
     return _run_headless(config, source, name, bpf_filter, recorder)

@@ -153,18 +153,28 @@ class EngineProcess:
 
     @property
     def ended(self) -> str | None:
-        """Why the child ended without a stop, for the user; None while it runs or after a stop."""
+        """Why the child ended without a stop, such as "the capture process (pid 7) was killed by signal 9 (SIGKILL)".
+
+        None while it runs and after a stop.
+        """
         return self._ended
+
+    def _ended_error(self) -> str:
+        """Return the error the dashboard shows once the child has ended without a stop."""
+        return (
+            f"{self._ended}; capture has stopped and the screen shows what it sent last. "
+            "Restart smtptop, and start it with --log FILE to keep the capture process's messages"
+        )
 
     # -- what the dashboard reads --------------------------------------------
 
     def snapshot(self) -> Snapshot:
         self._forget_unwatched()
         snapshot = self._state.snapshot
-        ended = self._ended
-        if ended is None:
+        if self._ended is None:
             return snapshot
-        return replace(snapshot, stats=replace(snapshot.stats, error=ended))
+        # Nothing more comes from a process that has ended: the input is finished.
+        return replace(snapshot, stats=replace(snapshot.stats, error=self._ended_error(), finished=True))
 
     def detail(self, key: int) -> ConversationDetail | None:
         now = time.monotonic()
@@ -225,7 +235,7 @@ class EngineProcess:
 
     def _call(self, name: str, *args: Any, timeout: float = CALL_TIMEOUT_SECONDS) -> Any:
         if self._ended is not None:
-            raise RuntimeError(self._ended)
+            raise RuntimeError(self._ended_error())
         reply = _Reply()
         call_id = next(self._call_ids)
         self._replies[call_id] = reply
@@ -279,16 +289,13 @@ class EngineProcess:
             # A message this side cannot read: without a reader the child would block on its
             # next send, so it is stopped, and the header says why.
             log.exception("reading a message from the capture process failed")
-            self._ended = (
-                "reading from the capture process failed, so capture has stopped. Restart smtptop, "
-                "and start it with --log FILE to keep the reason"
-            )
+            self._ended = "reading a message from the capture process failed"
             self._send(("stop",))
         self._wait_for_child(1.0)
         if not self._stopping and self._ended is None:
             self._ended = self._end_text()
             log.error("%s", self._ended)
-        gone = RuntimeError(self._ended or "the capture process has stopped")
+        gone = RuntimeError(self._ended_error() if self._ended else "the capture process has stopped")
         for reply in list(self._replies.values()):
             reply.set(False, gone)
 
@@ -345,10 +352,7 @@ class EngineProcess:
             how = f"was killed by signal {number} ({signal.Signals(number).name})"
         else:
             how = f"ended with exit status {os.waitstatus_to_exitcode(status)}"
-        return (
-            f"the capture process (pid {self._pid}) {how}; capture has stopped and the screen shows "
-            "what it sent last. Restart smtptop, and start it with --log FILE to keep the reason"
-        )
+        return f"the capture process (pid {self._pid}) {how}"
 
 
 def _child_main(runner: CaptureRunner, connection: Connection, parents_end: Connection, push_seconds: float) -> NoReturn:

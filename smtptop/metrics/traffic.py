@@ -185,7 +185,8 @@ class TrafficMeter:
             top_error_servers=_top_counts(self._server_errors, self.top),
             top_error_clients=_top_counts(self._client_errors, self.top),
             slowest_servers=self._slowest_servers(cutoff),
-            rate_seconds=float(covered),
+            # Before the first event there is nothing to average, and the label names the window.
+            rate_seconds=float(covered) if self._first_second is not None else 0.0,
         )
 
     # -- internals -------------------------------------------------------------

@@ -87,15 +87,18 @@ class SmtpTopApp(App[None]):
         except Exception:
             logger.exception("stopping the snapshot source failed")
 
-    def display_now(self, capture_now: float) -> float:
+    def display_now(self, capture_now: float, finished: bool = False) -> float:
         """Return the time that ages and idle times are measured against.
 
         Live captures use the later of the newest packet time and the wall
         clock, so a conversation keeps ageing while no packets arrive, except
-        while the analysis is behind the capture: then packet time. A file
-        replay uses only packet time, so its numbers do not depend on when it is
-        replayed.
+        while the analysis is behind the capture, and once the capture has
+        ended: then packet time. A file replay uses only packet time, so its
+        numbers do not depend on when it is replayed.
         """
+        if finished:
+            # Nothing more can arrive, so the wall clock would only make open conversations look stalled.
+            return capture_now
         backlog = self.dashboard.backlog
         if backlog is not None and backlog.seconds >= BEHIND_SHOWN_SECONDS:
             # The analysis is behind: the wall clock would count the time packets wait in
@@ -114,11 +117,12 @@ class SmtpTopApp(App[None]):
             return
         snapshot, error = self._fetch_snapshot()
         capture_now = snapshot.stats.now if snapshot is not None else 0.0
+        finished = snapshot.stats.finished if snapshot is not None else False
         recording = getattr(self.source, "recording", None)
         self.dashboard.recording = recording() if recording is not None else None
         backlog = getattr(self.source, "backlog", None)
         self.dashboard.backlog = backlog() if backlog is not None else None
-        self.dashboard.show_snapshot(snapshot, self.display_now(capture_now), error)
+        self.dashboard.show_snapshot(snapshot, self.display_now(capture_now, finished), error)
         screen = self.screen
         if isinstance(screen, ConversationScreen):
             screen.show_detail(self.fetch_detail(screen.key))

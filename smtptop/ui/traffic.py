@@ -174,14 +174,15 @@ class TrafficPanel(Horizontal):
         previous, self._traffic = self._traffic, traffic
         if traffic is None or traffic == previous:
             return
+        window = traffic.window_seconds
         # Until a whole window has passed, the rates are averaged over the seconds seen so far.
-        window = traffic.rate_seconds or traffic.window_seconds
+        rate_window = traffic.rate_seconds or window
         if previous is None or _rates(previous) != _rates(traffic):
             self.query_one("#conversation-rate", Static).update(
-                rate_text("conversations/s", traffic.conversations_per_second, window)
+                rate_text("conversations/s", traffic.conversations_per_second, rate_window)
             )
             self.query_one("#message-rate", Static).update(
-                rate_text("messages/s", traffic.messages_per_second, window)
+                rate_text("messages/s", traffic.messages_per_second, rate_window)
             )
         # Sparkline.data is reactive, so an equal history does not redraw it.
         self.query_one("#conversation-spark", Sparkline).data = traffic.conversation_rate_history

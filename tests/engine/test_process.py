@@ -159,6 +159,8 @@ def test_killed_child_keeps_last_state(started: list[EngineProcess]) -> None:
     assert error is not None
     assert "was killed by signal 9 (SIGKILL)" in error
     assert "--log FILE" in error
+    assert process.ended == f"the capture process (pid {process.pid}) was killed by signal 9 (SIGKILL)"
+    assert process.snapshot().stats.finished
     assert process.snapshot().stats.source == "lo"
     with pytest.raises(RuntimeError, match="killed by signal 9"):
         process.detail(1)

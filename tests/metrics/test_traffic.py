@@ -72,6 +72,13 @@ def test_rates_divide_by_seen_seconds() -> None:
     assert stats.rate_seconds == 10.0
 
 
+def test_rates_before_any_event_name_window() -> None:
+    stats = TrafficMeter(window_seconds=60.0).snapshot(1009.95)
+    assert stats.conversations_per_second == 0.0
+    # 0 tells the panel to name the whole window: nothing was seen to average over.
+    assert stats.rate_seconds == 0.0
+
+
 def test_rates_over_full_window() -> None:
     meter = TrafficMeter(window_seconds=10.0)
     for second in range(1000, 1030):

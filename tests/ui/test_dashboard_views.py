@@ -93,6 +93,21 @@ async def test_live_stall_ages_on_wall_clock() -> None:
         assert str(cell(app, IMPLICIT_KEY, "waiting").style) == STALLED_STYLE
 
 
+async def test_ended_live_capture_stops_ageing() -> None:
+    # The same conversation, but the capture has ended: nothing more can arrive, so the
+    # wall clock must not make it look stalled.
+    source = sample_source()
+    change_row(source, IMPLICIT_KEY, waiting_on="server", waiting_since=T0 + 59.9)
+    snapshot = source.snapshot()
+    source.update(dataclasses.replace(snapshot, stats=dataclasses.replace(snapshot.stats, finished=True)))
+    app = SmtpTopApp(source, live=True, refresh_hz=0.1, stall_seconds=3600.0)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+
+        assert str(cell(app, IMPLICIT_KEY, "waiting").style) != STALLED_STYLE
+        assert "stalled 0" in header(app)
+
+
 # -- sorting -----------------------------------------------------------------------------
 
 
