@@ -26,7 +26,7 @@ after it already shows the change.
 The child is forked before any thread starts and after -Z dropped root. It
 owns the capture handle, the TLS keys and the recorder. The dashboard has
 only what the child sent. When the dashboard goes away without a stop, the
-child sees the pipe close and stops the capture and the recording, as on a stop.
+child notices the pipe close and stops the capture and the recording, as on a stop.
 """
 
 from __future__ import annotations
@@ -295,9 +295,9 @@ class EngineProcess:
         if not self._stopping and self._ended is None:
             self._ended = self._end_text()
             log.error("%s", self._ended)
-        gone = RuntimeError(self._ended_error() if self._ended else "the capture process has stopped")
+        failure = RuntimeError(self._ended_error() if self._ended else "the capture process has stopped")
         for reply in list(self._replies.values()):
-            reply.set(False, gone)
+            reply.set(False, failure)
 
     def _apply(
         self,

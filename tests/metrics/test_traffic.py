@@ -75,7 +75,7 @@ def test_rates_divide_by_seen_seconds() -> None:
 def test_rates_before_any_event_name_window() -> None:
     stats = TrafficMeter(window_seconds=60.0).snapshot(1009.95)
     assert stats.conversations_per_second == 0.0
-    # 0 tells the panel to name the whole window: nothing was seen to average over.
+    # With nothing seen to average over, a rate_seconds of 0 makes the panel name the whole window.
     assert stats.rate_seconds == 0.0
 
 
